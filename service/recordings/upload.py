@@ -1,0 +1,173 @@
+"""The bytes of an upload, raw or multipart, streamed as they arrive."""
+
+from __future__ import annotations
+
+import email.message
+from collections.abc import AsyncIterator
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+
+from litestar import Request
+from litestar.exceptions import HTTPException
+from multipart import MultipartError, MultipartSegment, PushMultipartParser
+
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
+
+RAW_TYPES = frozenset(
+    {
+        "audio/wav",
+        "audio/x-wav",
+        "audio/wave",
+        "audio/vnd.wave",
+        "application/octet-stream",
+    }
+)
+DEFAULT_NAME = "recording.wav"
+MULTIPART_OVERHEAD = 64 * 1024
+MAX_NAME = 200
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the upload was complete."""
+
+
+class UploadBody:
+    """The WAV of one upload request, in pieces as they arrive.
+
+    Raw bodies are the WAV itself; multipart bodies carry it in the part named
+    `file`. The size limit counts WAV bytes and is enforced while reading.
+    """
+
+    def __init__(
+        self,
+        request: Request[Any, Any, Any],
+        *,
+        max_bytes: int,
+        filename: str | None,
+    ) -> None:
+        self._request = request
+        self._max_bytes = max_bytes
+        self._body_bytes = 0
+        content_type = request.headers.get("content-type", "")
+        media_type, options = _media_type(content_type)
+        self._boundary: str | None = None
+        if media_type == "multipart/form-data":
+            self._boundary = options.get("boundary")
+            if not self._boundary:
+                raise BadRequest("the multipart body has no boundary")
+            self.filename = DEFAULT_NAME
+        elif media_type in RAW_TYPES:
+            self.filename = safe_filename(
+                filename
+                or _disposition_filename(request.headers.get("content-disposition"))
+            )
+        else:
+            raise UnsupportedMedia(
+                "send the WAV as multipart/form-data (part 'file') or as a raw "
+                f"body with Content-Type audio/wav; got {media_type or 'none'!r}"
+            )
+        self._check_announced_length()
+
+    def _check_announced_length(self) -> None:
+        announced = self._request.headers.get("content-length", "")
+        allowance = MULTIPART_OVERHEAD if self._boundary else 0
+        if announced.isdigit() and int(announced) > self._max_bytes + allowance:
+            raise PayloadTooLarge(self._too_large())
+
+    def _too_large(self) -> str:
+        return f"the upload is larger than the limit of {self._max_bytes} bytes"
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The WAV bytes, in the pieces the client sent them."""
+        received = 0
+        source = self._raw() if self._boundary is None else self._multipart()
+        async for chunk in source:
+            received += len(chunk)
+            if received > self._max_bytes:
+                raise PayloadTooLarge(self._too_large())
+            yield chunk
+
+    async def drain(self) -> None:
+        """Read and drop what is left, so the client gets the answer cleanly.
+
+        Gives up once the body passes the size limit: the connection then closes.
+        """
+        limit = self._max_bytes + MULTIPART_OVERHEAD
+        try:
+            async for _ in self._body():
+                if self._body_bytes > limit:
+                    return
+        except ClientDisconnected:
+            pass
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._request.stream():
+                if chunk:
+                    self._body_bytes += len(chunk)
+                    yield chunk
+        except HTTPException as exc:
+            # Litestar reports a client that went away as a server error.
+            raise ClientDisconnected from exc
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        async for chunk in self._body():
+            yield chunk
+
+    async def _multipart(self) -> AsyncIterator[bytes]:
+        assert self._boundary is not None
+        parser = PushMultipartParser(self._boundary, max_header_count=16)
+        in_file = found = False
+        try:
+            async for chunk in self._body():
+                for event in parser.parse(chunk):
+                    if isinstance(event, MultipartSegment):
+                        in_file = event.name == "file" and not found
+                        if in_file:
+                            found = True
+                            self.filename = safe_filename(event.filename)
+                    elif event is None:
+                        in_file = False
+                    elif in_file:
+                        yield bytes(event)
+            parser.close()
+        except MultipartError as exc:
+            raise BadRequest(f"the multipart body is malformed: {exc}") from None
+        if not found:
+            raise BadRequest("the multipart body has no part named 'file'")
+
+
+def safe_filename(name: str | None) -> str:
+    """A file name with no directories or control characters, never empty."""
+    if not name:
+        return DEFAULT_NAME
+    name = PureWindowsPath(PurePosixPath(name).name).name
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".")
+    if len(name) > MAX_NAME:
+        stem, dot, suffix = name.rpartition(".")
+        name = stem[: MAX_NAME - len(suffix) - 1] + dot + suffix if dot else name
+        name = name[:MAX_NAME]
+    return name or DEFAULT_NAME
+
+
+def mp3_filename(source_name: str) -> str:
+    """The source name with its extension replaced by .mp3."""
+    stem, dot, _suffix = source_name.rpartition(".")
+    return f"{stem if dot and stem else source_name}.mp3"
+
+
+def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if not content_type:
+        return "", {}
+    params = {key.lower(): str(value) for key, value in message.get_params()[1:]}
+    return message.get_content_type(), params
+
+
+def _disposition_filename(header: str | None) -> str | None:
+    if not header:
+        return None
+    message = email.message.Message()
+    message["content-disposition"] = header
+    return message.get_filename()
