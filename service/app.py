@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from service import health
+from service import health, metrics
 from service.audio.pool import ConverterPool, Limits
 from service.auth import provide_owner
 from service.db import create_engine, session_factory, session_scope
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             serve_local_file,
             health.live,
             health.ready,
+            metrics.metrics,
         ],
         dependencies={
             "db_session": Provide(provide_session),

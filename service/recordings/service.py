@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
 from contextlib import suppress
 from datetime import datetime
@@ -12,6 +13,7 @@ import structlog
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import metrics
 from service.audio.pool import Conversion, ConverterPool, EncodeOptions
 from service.errors import AudiovaultError, BadRequest, NotFound
 from service.models import Recording, utc_now
@@ -35,16 +37,24 @@ async def convert_upload(
     The converter may refuse the audio before the body has been read whole;
     the rest is then drained so the client receives the answer.
     """
-    async with pool.job(options) as job:
-        chunks = body.chunks()
-        async for chunk in chunks:
-            try:
-                await job.feed(chunk)
-            except AudiovaultError:
-                await chunks.aclose()
-                await body.drain()
-                raise
-        return await job.finish()
+    started = time.perf_counter()
+    try:
+        async with pool.job(options) as job:
+            chunks = body.chunks()
+            async for chunk in chunks:
+                try:
+                    await job.feed(chunk)
+                except AudiovaultError:
+                    await chunks.aclose()
+                    await body.drain()
+                    raise
+            conversion = await job.finish()
+    except AudiovaultError as exc:
+        metrics.UPLOADS.labels(exc.code).inc()
+        log.warning("upload.refused", code=exc.code, detail=exc.detail)
+        raise
+    metrics.CONVERSION_SECONDS.observe(time.perf_counter() - started)
+    return conversion
 
 
 async def store_recording(
@@ -92,6 +102,9 @@ async def store_recording(
         with suppress(Exception):
             await store.remove(key)
         raise
+    metrics.UPLOADS.labels("stored").inc()
+    metrics.AUDIO_SECONDS.inc(mp3.duration_s)
+    metrics.STORED_BYTES.inc(mp3.size_bytes)
     log.info(
         "recording.stored",
         recording_id=str(recording_id),

@@ -41,3 +41,12 @@ def test_wrong_method_is_a_problem(client: httpx.Client) -> None:
 
     assert response.status_code == 405
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_metrics_count_uploads(client: httpx.Client) -> None:
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "audiovault_uploads_total" in response.text
+    assert "audiovault_conversion_seconds_bucket" in response.text
