@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.conftest import ApiUser
 from tests.e2e.test_recordings import assert_problem
 
 
@@ -43,10 +44,16 @@ def test_wrong_method_is_a_problem(client: httpx.Client) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-def test_metrics_count_uploads(client: httpx.Client) -> None:
+def test_metrics_count_uploads(client: httpx.Client, user: ApiUser) -> None:
+    client.post(
+        user.recordings,
+        content=b"OggS" + bytes(100),
+        headers={**user.auth, "Content-Type": "audio/wav"},
+    )
+
     response = client.get("/metrics")
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    assert "audiovault_uploads_total" in response.text
+    assert 'audiovault_uploads_total{outcome="unsupported_media"}' in response.text
     assert "audiovault_conversion_seconds_bucket" in response.text
