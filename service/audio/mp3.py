@@ -1,29 +1,79 @@
-"""MP3 output: interleaved 16-bit PCM in, an MP3 file with a Xing/LAME header out."""
+"""MP3 output: interleaved 16-bit PCM in, an MP3 file with a Xing/LAME header out.
+
+LAME (through lameenc) encodes; PyAV's `mp3` muxer writes the frames and the
+Xing/LAME header. The muxer learns the encoder delay and the end padding from
+skip-samples side data on the first and last packets, so decoders that read
+the header (FFmpeg, LAME, mpg123) trim both and return exactly the input's
+sample count.
+"""
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, cast
 
 import av
-import numpy as np
+import lameenc
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
+from av.packet import Packet, PacketSideData, packet_sidedata_type_from_literal
+from av.stream import Stream
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # fmt: off
-BITRATES_KBPS = (
-    8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320,
-)
+MPEG1_BITRATES_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+MPEG2_BITRATES_KBPS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
 # fmt: on
 
-# FFmpeg scales a VBR quality into a lambda with this factor (FF_QP2LAMBDA).
-_QP2LAMBDA = 118
+# Samples LAME emits before the first input sample (ENCDELAY in LAME 3.100).
+ENCODER_DELAY = 576
+# Samples every MP3 decoder's synthesis filterbank adds in front (528 + 1);
+# the LAME tag records only the encoder's share, so the muxer subtracts it.
+DECODER_DELAY = 529
+# LAME 3.100's default algorithm quality, the one `lame -b 128` reports as
+# qval=3; with it lameenc's frames are byte for byte those of the `lame` command.
+LAME_QUALITY = 3
+# LAME's default VBR algorithm (vbr_mtrh), the one `lame -V n` uses.
+_LAME_VBR_MTRH = 4
+# Identifies the encoder in the LAME tag; FFmpeg trusts the delay and padding
+# fields only behind a "LAME", "Lavf" or "Lavc" string. lameenc builds 3.100.
+_ENCODER_TAG = "LAME3.100"
+
+_SKIP_SAMPLES = packet_sidedata_type_from_literal("skip_samples")
+# PyAV's stubs omit this constructor: (side data type, size in bytes).
+_new_side_data = cast(Callable[[int, int], PacketSideData], PacketSideData)
+
+
+class _LameEncoder(Protocol):
+    """The part of lameenc.Encoder used here (lameenc ships no type hints)."""
+
+    def encode(self, pcm: bytes) -> bytearray: ...
+    def flush(self) -> bytearray: ...
+
+
+def bitrates_kbps(sample_rate: int) -> tuple[int, ...]:
+    """Return the CBR bitrates MP3 allows at this sample rate."""
+    if sample_rate >= 32000:
+        return MPEG1_BITRATES_KBPS
+    return MPEG2_BITRATES_KBPS
+
+
+def samples_per_frame(sample_rate: int) -> int:
+    """Return the samples per channel in one MP3 frame at this sample rate."""
+    return 1152 if sample_rate >= 32000 else 576
 
 
 class Mp3Writer:
-    """Encodes interleaved signed 16-bit PCM to an MP3 file with a Xing/LAME header."""
+    """Encodes interleaved signed 16-bit PCM to an MP3 file with a Xing/LAME header.
+
+    The file must be seekable: the header is rewritten on close. A bitrate gives
+    CBR; otherwise `quality` is LAME's VBR quality, 0 (best) to 9 (smallest).
+    Raises ValueError for settings MP3 cannot carry.
+    """
 
     def __init__(
         self,
@@ -35,43 +85,65 @@ class Mp3Writer:
         quality: int | None,
     ) -> None:
         _check_settings(sample_rate, channels, bitrate_kbps, quality)
-        self._channels = channels
-        self._sample_rate = sample_rate
-        self._pts = 0
-        self._container: OutputContainer = av.open(str(path), "w", format="mp3")
-        stream = self._container.add_stream("libmp3lame", rate=sample_rate)
+        self._frame_bytes = 2 * channels
+        self._samples_per_frame = samples_per_frame(sample_rate)
+        self._samples_in = 0
+        self._frames_out = 0
+        self._held: Packet[Stream] | None = None
+        self._closed = False
+
+        self._encoder = _lame_encoder(
+            sample_rate=sample_rate,
+            channels=channels,
+            bitrate_kbps=bitrate_kbps,
+            quality=quality,
+        )
+        self._splitter = _FrameSplitter(sample_rate)
+
+        # No ID3v2 tag: the Xing/LAME frame comes first, as LAME writes it.
+        self._container: OutputContainer = av.open(
+            str(path),
+            "w",
+            format="mp3",
+            container_options={"id3v2_version": "0"},
+        )
+        stream = self._container.add_stream(
+            "mp3",
+            rate=sample_rate,
+            layout="stereo" if channels == 2 else "mono",
+        )
         assert isinstance(stream, AudioStream)
-        stream.layout = "stereo" if channels == 2 else "mono"
-        stream.format = "s16p"
-        if bitrate_kbps is not None:
-            stream.bit_rate = bitrate_kbps * 1000
-        else:
-            assert quality is not None
-            stream.codec_context.qscale = True
-            stream.codec_context.global_quality = quality * _QP2LAMBDA
+        # The muxer sizes the header frame from the nominal bitrate.
+        stream.bit_rate = 1000 * (bitrate_kbps or 128)
+        stream.metadata["encoder"] = _ENCODER_TAG
         self._stream = stream
+        self._time_base = Fraction(1, sample_rate)
 
     def write(self, pcm: bytes) -> None:
-        """Encode a run of interleaved samples (a whole number of sample frames)."""
-        if len(pcm) % (2 * self._channels):
+        """Encode interleaved little-endian samples; any whole number of frames."""
+        if len(pcm) % self._frame_bytes:
             raise ValueError("PCM length is not a whole number of sample frames")
-        if not pcm:
-            return
-        samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, self._channels)
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples.T),
-            format="s16p",
-            layout=self._stream.layout.name,
-        )
-        frame.sample_rate = self._sample_rate
-        frame.pts = self._pts
-        self._pts += samples.shape[0]
-        self._container.mux(self._stream.encode(frame))
+        if self._closed:
+            raise ValueError("write to a closed Mp3Writer")
+        self._samples_in += len(pcm) // self._frame_bytes
+        self._mux(self._encoder.encode(bytes(pcm)))
 
     def close(self) -> None:
-        """Flush the encoder, write the header and close the file."""
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
+        """Flush the encoder, write the Xing/LAME header and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+
+        try:
+            if self._samples_in == 0:
+                # lameenc starts LAME on the first encode; flush needs it started.
+                self._encoder.encode(b"")
+            self._mux(self._encoder.flush())
+            if self._splitter.pending:
+                raise RuntimeError("LAME ended inside an MP3 frame")
+            self._release_held(last=True)
+        finally:
+            self._container.close()
 
     def __enter__(self) -> Self:
         return self
@@ -83,6 +155,102 @@ class Mp3Writer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _mux(self, mp3: bytes | bytearray) -> None:
+        # One packet per frame: the muxer counts packets as frames for the
+        # header's frame count and seek table. The newest packet is held back
+        # so the last one can carry the end padding.
+        for frame in self._splitter.feed(mp3):
+            self._release_held(last=False)
+            packet = av.Packet(frame)
+            packet.stream = self._stream
+            packet.time_base = self._time_base
+            packet.pts = packet.dts = self._frames_out * self._samples_per_frame
+            packet.duration = self._samples_per_frame
+            self._frames_out += 1
+            self._held = packet
+
+    def _release_held(self, *, last: bool) -> None:
+        packet = self._held
+        if packet is None:
+            return
+        self._held = None
+
+        first = packet.pts == 0
+        if first or last:
+            start = ENCODER_DELAY + DECODER_DELAY if first else 0
+            end = self._end_skip() if last else 0
+            side_data = _new_side_data(_SKIP_SAMPLES, 10)
+            side_data.update(struct.pack("<IIBB", start, end, 0, 0))
+            packet.set_sidedata(side_data)
+        self._container.mux(packet)
+
+    def _end_skip(self) -> int:
+        # What the decoder must drop at the end: the frames' room minus the
+        # delay and the input; the muxer adds DECODER_DELAY back for the tag.
+        encoded = self._frames_out * self._samples_per_frame
+        padding = encoded - ENCODER_DELAY - self._samples_in
+        return max(padding - DECODER_DELAY, 0)
+
+
+class _FrameSplitter:
+    """Cuts LAME's output into whole MPEG audio frames."""
+
+    def __init__(self, sample_rate: int) -> None:
+        slot = 144 if sample_rate >= 32000 else 72
+        rates = (0, *bitrates_kbps(sample_rate), 0)
+        # Frame length by (bitrate index, padding bit); 0 marks an index LAME
+        # never writes (free format, reserved).
+        self._lengths = [
+            [slot * 1000 * kbps // sample_rate + pad if kbps else 0 for pad in (0, 1)]
+            for kbps in rates
+        ]
+        self._buffer = bytearray()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes | bytearray) -> Iterator[bytes]:
+        """Yield every frame completed by `data`; keep the rest for later."""
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= 4:
+            if buffer[start] != 0xFF or buffer[start + 1] & 0xE0 != 0xE0:
+                raise RuntimeError("LAME output lost MPEG frame sync")
+            header = buffer[start + 2]
+            length = self._lengths[header >> 4][(header >> 1) & 1]
+            if not length:
+                raise RuntimeError("LAME wrote an MPEG frame of unknown length")
+            if len(buffer) - start < length:
+                break
+            yield bytes(buffer[start : start + length])
+            start += length
+        del buffer[:start]
+
+
+def _lame_encoder(
+    *,
+    sample_rate: int,
+    channels: int,
+    bitrate_kbps: int | None,
+    quality: int | None,
+) -> _LameEncoder:
+    encoder = lameenc.Encoder()
+    encoder.set_in_sample_rate(sample_rate)
+    # Without an explicit output rate LAME resamples low bitrates down.
+    encoder.set_out_sample_rate(sample_rate)
+    encoder.set_channels(channels)
+    encoder.set_quality(LAME_QUALITY)
+    if bitrate_kbps is not None:
+        encoder.set_bit_rate(bitrate_kbps)
+    else:
+        assert quality is not None
+        encoder.set_vbr(_LAME_VBR_MTRH)
+        encoder.set_vbr_quality(quality)
+    encoder.silence()
+    return cast(_LameEncoder, encoder)
 
 
 def _check_settings(
@@ -97,7 +265,7 @@ def _check_settings(
         raise ValueError(f"MP3 carries 1 or 2 channels, not {channels}")
     if (bitrate_kbps is None) == (quality is None):
         raise ValueError("give exactly one of bitrate_kbps and quality")
-    if bitrate_kbps is not None and bitrate_kbps not in BITRATES_KBPS:
-        raise ValueError(f"MP3 has no bitrate {bitrate_kbps} kbit/s")
+    if bitrate_kbps is not None and bitrate_kbps not in bitrates_kbps(sample_rate):
+        raise ValueError(f"MP3 at {sample_rate} Hz has no {bitrate_kbps} kbit/s")
     if quality is not None and not 0 <= quality <= 9:
         raise ValueError(f"VBR quality must be 0..9, not {quality}")
