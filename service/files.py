@@ -14,6 +14,7 @@ from litestar import Request, Response, get, head
 from litestar.response import Stream
 
 from service.errors import Forbidden, NotFound
+from service.problems import PROBLEM_JSON, TYPE_BASE
 from storage import InvalidSignature, LocalStore, ObjectNotFound, content_disposition
 from storage.base import DOWNLOAD_CONTENT_TYPE
 
@@ -107,12 +108,12 @@ def parse_byte_range(header: str, *, size: int) -> tuple[int, int] | None:
         return max(size - suffix_length, 0), size - 1
 
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable
-    return start, min(end, size - 1)
+    end = min(int(last), size - 1) if last else size - 1
+    return start, end
 
 
 def _open_signed(request: Request[Any, Any, Any], object_name: str) -> tuple[Path, str]:
@@ -160,7 +161,7 @@ async def _read_chunks(
 def _range_not_satisfiable(size: int) -> Response[bytes]:
     # An error like any other, so the same problem+json shape.
     problem = {
-        "type": "about:blank",
+        "type": TYPE_BASE + "range_not_satisfiable",
         "title": "Range Not Satisfiable",
         "status": 416,
         "detail": f"the file is {size} bytes long",
@@ -169,7 +170,7 @@ def _range_not_satisfiable(size: int) -> Response[bytes]:
     return Response(
         msgspec.json.encode(problem),
         status_code=416,
-        media_type="application/problem+json",
+        media_type=PROBLEM_JSON,
         headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
     )
 
