@@ -35,13 +35,14 @@ ENCODER_DELAY = 576
 # the LAME tag records only the encoder's share, so the muxer subtracts it.
 DECODER_DELAY = 529
 # LAME 3.100's default algorithm quality, the one `lame -b 128` reports as
-# qval=3; with it lameenc's frames are byte for byte those of the `lame` command.
+# qval=3; with it lameenc's frames decode to exactly those of the `lame` command.
 LAME_QUALITY = 3
 # LAME's default VBR algorithm (vbr_mtrh), the one `lame -V n` uses.
 _LAME_VBR_MTRH = 4
-# Identifies the encoder in the LAME tag; FFmpeg trusts the delay and padding
-# fields only behind a "LAME", "Lavf" or "Lavc" string. lameenc builds 3.100.
-_ENCODER_TAG = "LAME3.100"
+# Names the encoder in the LAME tag: the version lameenc's LAME reports and
+# writes into the frames' stuffing. FFmpeg trusts the delay and padding fields
+# only behind a "LAME", "Lavf" or "Lavc" name.
+_ENCODER_TAG = "LAME4.0"
 
 _SKIP_SAMPLES = packet_sidedata_type_from_literal("skip_samples")
 # PyAV's stubs omit this constructor: (side data type, size in bytes).
