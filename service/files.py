@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import msgspec
 from anyio import AsyncFile
-from litestar import Request, Response, get, head
+from litestar import MediaType, Request, Response, get, head
 from litestar.response import Stream
 
 from service.errors import Forbidden, NotFound
@@ -82,8 +82,11 @@ async def head_local_file(
         raise NotFound("the file does not exist") from error
 
     headers = _download_headers(filename)
+    headers["Content-Type"] = DOWNLOAD_CONTENT_TYPE
     headers["Content-Length"] = str(size)
-    return Response(None, headers=headers, media_type=DOWNLOAD_CONTENT_TYPE)
+    # Litestar renders no content as an empty body only for text types; the
+    # explicit headers above win over the ones that type would set.
+    return Response(None, headers=headers, media_type=MediaType.TEXT)
 
 
 def parse_byte_range(header: str, *, size: int) -> tuple[int, int] | None:

@@ -92,9 +92,10 @@ def _ascii_fallback(filename: str) -> str:
     # accents stripped, and never let a quote or a backslash end the string.
     decomposed = unicodedata.normalize("NFKD", filename)
     kept = "".join(
-        character
+        " " if character.isspace() else character
         for character in decomposed
-        if character.isascii() and character.isprintable() and character not in '"\\'
+        if character.isspace()
+        or (character.isascii() and character.isprintable() and character not in '"\\')
     )
     kept = " ".join(kept.split())
 

@@ -66,6 +66,7 @@ class S3Server:
     access_key: str
     secret_key: str
     region: str
+    pid: int
 
     def __post_init__(self) -> None:
         require_loopback(self.endpoint)
@@ -102,12 +103,6 @@ def _weed_mini(directory: Path) -> Iterator[S3Server]:
 
     for attempt in range(1, _START_ATTEMPTS + 1):
         ports = _free_ports()
-        server = S3Server(
-            endpoint=f"http://{_LOOPBACK}:{ports['s3.port']}",
-            access_key=access_key,
-            secret_key=secret_key,
-            region=REGION,
-        )
         run_dir = directory / f"run{attempt}"
         log_path = run_dir / "weed.log"
         for sub in ("data", "logs", "config"):
@@ -122,6 +117,13 @@ def _weed_mini(directory: Path) -> Iterator[S3Server]:
                 stderr=subprocess.STDOUT,
             )
         try:
+            server = S3Server(
+                endpoint=f"http://{_LOOPBACK}:{ports['s3.port']}",
+                access_key=access_key,
+                secret_key=secret_key,
+                region=REGION,
+                pid=process.pid,
+            )
             if _wait_until_ready(process, server):
                 yield server
                 return
