@@ -218,8 +218,8 @@ def twenty_bits(audio: Signal, rate: int) -> bytes:
 
 
 def many_channels(seconds: float, rate: int, *, channels: int = 20) -> bytes:
-    """EXTENSIBLE PCM with more channels than any speaker layout names."""
-    mask = (1 << channels) - 1
+    """EXTENSIBLE PCM with more channels than its mask (every defined speaker) names."""
+    mask = 0x3FFFF
     return extensible(
         signal(seconds, rate, channels), rate, bits=16, valid_bits=16, mask=mask
     )

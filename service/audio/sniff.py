@@ -71,7 +71,7 @@ def _recognise(head: bytes) -> str | None:
 
 
 def _is_text(head: bytes) -> bool:
-    if len(head) < 4:
+    if len(head) < HEAD_SIZE:
         return False
     try:
         text = head.decode("utf-8")
