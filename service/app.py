@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         lifespan=[lifespan],
         middleware=[request_id_middleware],
+        logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="audiovault",

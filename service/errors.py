@@ -1,4 +1,4 @@
-"""Domain errors: each carries a stable code; only the HTTP layer maps codes to statuses."""
+"""Domain errors with stable codes; only the HTTP layer maps codes to statuses."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from service.errors import AudiovaultError
 from storage import StorageError, StorageUnavailable
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://audiovault.dev/problems/"
+TYPE_BASE = "urn:audiovault:problem:"
 log = structlog.get_logger()
 
 STATUS_BY_CODE = {

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,12 +149,3 @@ def postgres_database(postgres_server: tuple[str, int]) -> Iterator[str]:
     finally:
         _psql(host, port, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-
-def wait_for(check: object, *, timeout_s: float, what: str) -> None:
-    """Poll `check()` until it is true or the time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready after {timeout_s} s")

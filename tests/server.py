@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
-from tests.postgres import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,3 +95,13 @@ def _ready(base_url: str) -> bool:
         return httpx.get(base_url + "/health/ready", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    """Poll `check()` until it is true or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout_s} s")

@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urljoin
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_307_TEMPORARY_REDIRECT
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -140,7 +141,7 @@ async def record_link(
     db_session: AsyncSession,
     recording_id: Annotated[str, Parameter(query="id")],
     user: str,
-) -> Response[None]:
+) -> Redirect:
     """Redirect to the MP3; knowing both ids is the permission."""
     try:
         ids = uuid.UUID(recording_id), uuid.UUID(user)
@@ -154,10 +155,10 @@ async def record_link(
         raise NotFound("no such recording")
 
     url, _expires_at = await signed_url(recording, request=request, state=state)
-    return Response(
-        None,
+    return Redirect(
+        url,
         status_code=HTTP_307_TEMPORARY_REDIRECT,
-        headers={"Location": url, "Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store"},
     )
 
 
