@@ -40,30 +40,20 @@ async def serve_local_file(
         raise NotFound("the file does not exist") from error
     size = os.fstat(file.wrapped.fileno()).st_size
 
-    start, end = 0, size - 1
-    range_header = request.headers.get("range")
-    # No validators are sent, so no If-Range can match: RFC 9110 then wants
-    # the whole file.
-    if range_header is not None and "if-range" not in request.headers:
-        try:
-            requested = parse_byte_range(range_header, size=size)
-        except RangeNotSatisfiable:
-            await file.aclose()
-            return _range_not_satisfiable(size)
-    else:
-        requested = None
+    try:
+        requested = _requested_range(request, size=size)
+    except RangeNotSatisfiable:
+        await file.aclose()
+        return _range_not_satisfiable(size)
 
     headers = _download_headers(filename)
-    if requested is None:
-        status_code = 200
-    else:
-        start, end = requested
-        status_code = 206
+    start, end = requested or (0, size - 1)
+    if requested is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
     return Stream(
         _read_chunks(file, start=start, length=end - start + 1),
-        status_code=status_code,
+        status_code=200 if requested is None else 206,
         headers=headers,
         media_type=DOWNLOAD_CONTENT_TYPE,
     )
@@ -117,6 +107,17 @@ def parse_byte_range(header: str, *, size: int) -> tuple[int, int] | None:
         raise RangeNotSatisfiable
     end = min(int(last), size - 1) if last else size - 1
     return start, end
+
+
+def _requested_range(
+    request: Request[Any, Any, Any], *, size: int
+) -> tuple[int, int] | None:
+    range_header = request.headers.get("range")
+    # No validators are sent, so no If-Range can match: RFC 9110 then wants
+    # the whole file.
+    if range_header is None or "if-range" in request.headers:
+        return None
+    return parse_byte_range(range_header, size=size)
 
 
 def _open_signed(request: Request[Any, Any, Any], object_name: str) -> tuple[Path, str]:

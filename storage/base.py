@@ -90,14 +90,13 @@ def content_disposition(filename: str) -> str:
 def _ascii_fallback(filename: str) -> str:
     # Old clients read only `filename`: keep the ASCII part of the name, with
     # accents stripped, and never let a quote or a backslash end the string.
-    decomposed = unicodedata.normalize("NFKD", filename)
-    kept = "".join(
-        " " if character.isspace() else character
-        for character in decomposed
-        if character.isspace()
-        or (character.isascii() and character.isprintable() and character not in '"\\')
-    )
-    kept = " ".join(kept.split())
+    characters = []
+    for character in unicodedata.normalize("NFKD", filename):
+        if character.isspace():
+            characters.append(" ")
+        elif character.isascii() and character.isprintable() and character not in '"\\':
+            characters.append(character)
+    kept = " ".join("".join(characters).split())
 
     stem, dot, suffix = kept.rpartition(".")
     if not dot:

@@ -310,3 +310,24 @@ async def test_expiry_outside_one_second_to_seven_days_is_refused(
         await store.presigned_get_url(
             new_object_name(), filename="a.mp3", expires=expires
         )
+
+
+@pytest.mark.asyncio
+async def test_empty_file_is_stored_and_downloads_empty(
+    backend: Backend, tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    store = backend.store
+    await store.ensure_bucket()
+    empty = tmp_path / "empty.mp3"
+    empty.write_bytes(b"")
+    object_name = new_object_name()
+
+    await store.put_file(object_name, empty, content_type="audio/mpeg")
+
+    assert await store.exists(object_name)
+    url = await store.presigned_get_url(
+        object_name, filename="empty.mp3", expires=LINK_LIFETIME
+    )
+    response = await http.get(backend.absolute(url))
+    assert response.status_code == 200
+    assert response.content == b""
