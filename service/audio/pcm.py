@@ -35,11 +35,21 @@ class PcmShaper:
         self._channels_in = channels_in
         self._by_hand = False
         self._resampler = self._new_resampler()
+        self._resampled = False
         self._last: av.AudioFrame | None = None
 
     def push(self, frame: av.AudioFrame) -> bytes:
         """Take one decoded frame; return whatever PCM is ready."""
-        first = self._last is None
+        if not self._resampled and self._is_ready(frame):
+            # Already 16-bit interleaved at an MP3 rate: the common case.
+            self._last = frame
+            self.samples_in += frame.samples
+            self.samples_out += frame.samples
+            size = frame.samples * self.channels_out * 2
+            return bytes(memoryview(frame.planes[0])[:size])
+
+        first = not self._resampled
+        self._resampled = True
         frame.pts = self.samples_in
         frame.time_base = Fraction(1, self.rate_in)
         self.samples_in += frame.samples
@@ -59,7 +69,7 @@ class PcmShaper:
 
     def finish(self) -> bytes:
         """Flush the resampler; return the last PCM, trimmed to the exact length."""
-        if self._last is None:
+        if not self._resampled:
             return b""
         pad = self._silence(max(_TAIL_PAD_MIN, int(self.rate_in * _TAIL_PAD_S)))
         pad.pts = self.samples_in
@@ -67,6 +77,16 @@ class PcmShaper:
         expected = round(self.samples_in * self.rate_out / self.rate_in)
         out = self._resampler.resample(pad) + self._resampler.resample(None)
         return self._collect(out, limit=max(0, expected - self.samples_out))
+
+    def _is_ready(self, frame: av.AudioFrame) -> bool:
+        packed = frame.format.name == "s16" or (
+            frame.format.name == "s16p" and self.channels_out == 1
+        )
+        return (
+            packed
+            and frame.sample_rate == self.rate_out
+            and frame.layout.nb_channels == self.channels_out
+        )
 
     def _new_resampler(self) -> av.AudioResampler:
         layout = "mono" if self.channels_out == 1 else "stereo"

@@ -142,8 +142,11 @@ class ConverterPool:
         self._workers.discard(worker)
         if worker.job is not None:
             worker.job.lost(worker.exit_detail())
-        if not self._closing:
+        if worker.retired:
+            log.info("converter.worker_retired")
+        elif not self._closing:
             log.warning("converter.worker_lost", detail=worker.exit_detail())
+        if not self._closing:
             try:
                 await self._spawn()
             except OSError as error:
@@ -223,6 +226,11 @@ class ConversionJob:
             self._ended = True
             with contextlib.suppress(AudiovaultError):
                 await self._send(protocol.pack(protocol.ABORT))
+        elif self._outcome is not None and not self._outcome.done():
+            # The worker reads no more input, so it cannot see an ABORT: a
+            # new process costs less than finishing a conversion nobody wants.
+            assert self._worker is not None
+            self._worker.retire()
         # Shielded: a cancelled request must still leave the worker reusable.
         cleanup = asyncio.ensure_future(self._cleanup())
         await asyncio.shield(cleanup)
@@ -352,6 +360,7 @@ class _Worker:
         self.process = process
         self.job: ConversionJob | None = None
         self.alive = True
+        self.retired = False
         self.started = asyncio.Event()
 
     async def send(self, frame: bytes) -> None:
@@ -378,6 +387,11 @@ class _Worker:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
+
+    def retire(self) -> None:
+        """Stop the process on purpose; the pool starts another."""
+        self.retired = True
+        self.kill()
 
     async def stop(self) -> None:
         stdin = self.process.stdin
