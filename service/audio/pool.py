@@ -141,7 +141,7 @@ class ConverterPool:
         await worker.listen(on_ready=self._idle.put_nowait)
         self._workers.discard(worker)
         if worker.job is not None:
-            worker.job.lost(worker.exit_detail())
+            worker.job._on_worker_lost(worker.exit_detail())
         if worker.retired:
             log.info("converter.worker_retired")
         elif not self._closing:
@@ -263,7 +263,7 @@ class ConversionJob:
             source=SourceFacts(**facts["source"]),
         )
 
-    def message(self, kind: bytes, payload: bytes) -> None:
+    def _on_frame(self, kind: bytes, payload: bytes) -> None:
         """Handle a frame from the worker (called by the pool)."""
         if kind == protocol.READY:
             self._released.set()
@@ -278,7 +278,7 @@ class ConversionJob:
             body = json.loads(payload)
             self._settle(_ERRORS.get(body["code"], InvalidAudio)(body["detail"]))
 
-    def lost(self, detail: str) -> None:
+    def _on_worker_lost(self, detail: str) -> None:
         """The worker died (called by the pool)."""
         self._settle(InvalidAudio(f"the converter process failed: {detail}"))
         self._released.set()
@@ -377,7 +377,7 @@ class _Worker:
             while True:
                 kind, payload = await protocol.read_frame(stdout)
                 if self.job is not None:
-                    self.job.message(kind, payload)
+                    self.job._on_frame(kind, payload)
                 elif kind == protocol.READY:
                     self.started.set()
                     on_ready(self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import sys
 import traceback
 from pathlib import Path
@@ -19,6 +20,9 @@ from service.audio import protocol
 from service.audio.convert import convert
 from service.audio.types import EncodeOptions, Limits
 from service.errors import AudiovaultError
+
+# Address space a worker may take beyond its size once the libraries are loaded.
+MEMORY_HEADROOM_BYTES = 1 << 30
 
 
 class Aborted(Exception):
@@ -125,10 +129,23 @@ def _optional_int(value: object) -> int | None:
     return None if value is None else int(str(value))
 
 
+def _cap_memory() -> None:
+    # Relative to what the libraries took at import (thread pools and arenas
+    # scale with the machine), so a blow-up fails one job, not the host.
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[0])
+    except OSError:
+        return
+    ceiling = pages * os.sysconf("SC_PAGE_SIZE") + MEMORY_HEADROOM_BYTES
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+
+
 def main() -> None:
     """Serve jobs until stdin closes."""
     limits = Limits(**json.loads(sys.argv[1]))
     av.logging.set_level(None)
+    _cap_memory()
 
     # Frames go out on a private copy of stdout; anything a library prints
     # lands on stderr instead of corrupting them.

@@ -278,3 +278,20 @@ async def test_close_stops_every_worker(tmp_path: Path) -> None:
     await pool.close()
 
     assert not pool.healthy()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="needs Linux /proc")
+async def test_a_worker_cannot_take_unbounded_memory(
+    shared_pool: ConverterPool,
+) -> None:
+    async with shared_pool.job(EncodeOptions()) as job:
+        proc = Path(f"/proc/{job.worker_pid}")
+        limits = (proc / "limits").read_text()
+        await job.feed(SHORT)
+        (await job.finish()).mp3_path.unlink()
+
+    line = next(row for row in limits.splitlines() if row.startswith("Max address"))
+    soft_limit = line.split()[3]
+    assert soft_limit != "unlimited"
+    assert int(soft_limit) <= 2 * 1024**3 + 512 * 1024**2
