@@ -16,7 +16,7 @@ from service import health, metrics
 from service.audio.pool import ConverterPool, Limits
 from service.auth import provide_owner
 from service.db import create_engine, session_factory, session_scope
-from service.files import serve_local_file
+from service.files import head_local_file, serve_local_file
 from service.logs import configure_logging, request_id_middleware
 from service.problems import EXCEPTION_HANDLERS
 from service.recordings import routes as recordings
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             recordings.delete_recording,
             recordings.record_link,
             serve_local_file,
+            head_local_file,
             health.live,
             health.ready,
             metrics.metrics,

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import msgspec
 from anyio import AsyncFile
 from litestar import MediaType, Request, Response, get, head
 from litestar.response import Stream
 
 from service.errors import Forbidden, NotFound
-from service.problems import PROBLEM_JSON, TYPE_BASE
+from service.problems import problem
 from storage import InvalidSignature, LocalStore, ObjectNotFound, content_disposition
 from storage.base import DOWNLOAD_CONTENT_TYPE
 
@@ -163,18 +162,9 @@ async def _read_chunks(
 
 
 def _range_not_satisfiable(size: int) -> Response[bytes]:
-    # An error like any other, so the same problem+json shape.
-    problem = {
-        "type": TYPE_BASE + "range_not_satisfiable",
-        "title": "Range Not Satisfiable",
-        "status": 416,
-        "detail": f"the file is {size} bytes long",
-        "code": "range_not_satisfiable",
-    }
-    return Response(
-        msgspec.json.encode(problem),
-        status_code=416,
-        media_type=PROBLEM_JSON,
+    return problem(
+        "range_not_satisfiable",
+        f"the file is {size} bytes long",
         headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
     )
 

@@ -8,6 +8,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -27,6 +28,7 @@ STATUS_BY_CODE = {
     "username_taken": 409,
     "payload_too_large": 413,
     "unsupported_media": 415,
+    "range_not_satisfiable": 416,
     "invalid_audio": 422,
     "validation_error": 422,
     "busy": 503,
@@ -42,6 +44,7 @@ TITLES = {
     "username_taken": "Username taken",
     "payload_too_large": "Upload too large",
     "unsupported_media": "Unsupported media",
+    "range_not_satisfiable": "Range not satisfiable",
     "invalid_audio": "Audio cannot be converted",
     "validation_error": "Invalid field or parameter",
     "busy": "Converters busy",
@@ -56,6 +59,7 @@ CODE_BY_STATUS = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media",
+    416: "range_not_satisfiable",
     422: "validation_error",
     503: "unavailable",
 }
@@ -118,9 +122,9 @@ def storage_error(
 
 
 def database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    """The database cannot be reached or refused the connection."""
-    log.error("database.unavailable", error=type(exc).__name__)
-    return problem("unavailable", "the database cannot be reached")
+    """The database (or another dependency's socket) cannot be reached."""
+    log.error("dependency.unavailable", error=type(exc).__name__)
+    return problem("unavailable", "a dependency of the service cannot be reached")
 
 
 def unexpected_error(
@@ -141,7 +145,7 @@ def _validation_detail(exc: ValidationException) -> str:
     return "; ".join(parts) or exc.detail or "invalid request"
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     AudiovaultError: domain_error,
     HTTPException: http_error,
     StorageError: storage_error,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
@@ -195,7 +195,10 @@ async def signed_url(
     url = await state.store.presigned_get_url(
         recording.object_key, filename=recording.filename, expires=expires
     )
-    return urljoin(base_url(request, settings) + "/", url), expires_at
+    if url.startswith("/"):
+        # The local store signs paths of this service: put them under its base.
+        url = base_url(request, settings) + url
+    return url, expires_at
 
 
 async def describe(

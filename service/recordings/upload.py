@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import email.message
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -77,7 +77,7 @@ class UploadBody:
     def _too_large(self) -> str:
         return f"the upload is larger than the limit of {self._max_bytes} bytes"
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The WAV bytes, in the pieces the client sent them."""
         received = 0
         source = self._raw() if self._boundary is None else self._multipart()
@@ -161,7 +161,9 @@ def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
     message["content-type"] = content_type
     if not content_type:
         return "", {}
-    params = {key.lower(): str(value) for key, value in message.get_params()[1:]}
+    params = {
+        key.lower(): str(value) for key, value in (message.get_params() or [])[1:]
+    }
     return message.get_content_type(), params
 
 
