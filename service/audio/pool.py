@@ -161,7 +161,7 @@ class ConverterPool:
     def _release(self, worker: _Worker, *, busy_s: float) -> None:
         self._admitted -= 1
         self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * busy_s
-        if worker.alive:
+        if worker.alive and not worker.retired:
             worker.job = None
             self._idle.put_nowait(worker)
 
@@ -189,6 +189,7 @@ class ConversionJob:
         self._clock = _Clock()
         self._done_s = 0.0
         self._started_at = 0.0
+        self._cleaned: asyncio.Future[None] | None = None
 
     @property
     def worker_pid(self) -> int | None:
@@ -204,8 +205,14 @@ class ConversionJob:
         self._worker = worker
         self._outcome = asyncio.get_running_loop().create_future()
         self._started_at = time.monotonic()
-        self._dir.mkdir()
         worker.job = self
+        try:
+            self._dir.mkdir(parents=True)
+        except OSError as error:
+            self._released.set()
+            await self._cleanup()
+            raise Unavailable("the converter's work directory is not usable") from error
+
         self._clock.resume()
         self._pool._background(self._watch())
         request = {"job_dir": str(self._dir), **dataclasses.asdict(self._options)}
@@ -232,8 +239,7 @@ class ConversionJob:
             assert self._worker is not None
             self._worker.retire()
         # Shielded: a cancelled request must still leave the worker reusable.
-        cleanup = asyncio.ensure_future(self._cleanup())
-        await asyncio.shield(cleanup)
+        await asyncio.shield(self._cleanup())
 
     async def feed(self, chunk: bytes) -> None:
         """Pass on upload bytes; raise the worker's error once it has refused."""
@@ -277,6 +283,11 @@ class ConversionJob:
         elif kind == protocol.ERROR:
             body = json.loads(payload)
             self._settle(_ERRORS.get(body["code"], InvalidAudio)(body["detail"]))
+            if not self._ended:
+                # Frees the worker now, while the caller may still be
+                # draining the request body before it leaves the job.
+                self._ended = True
+                self._pool._background(self._abort())
 
     def _on_worker_lost(self, detail: str) -> None:
         """The worker died (called by the pool)."""
@@ -302,7 +313,7 @@ class ConversionJob:
         self._clock.resume()
         try:
             await self._worker.send(frame)
-        except (ConnectionError, OSError):
+        except OSError:
             await self._released.wait()
             self._raise_if_failed()
             raise InvalidAudio("the converter process failed") from None
@@ -323,7 +334,18 @@ class ConversionJob:
                 self._worker.kill()
                 return
 
-    async def _cleanup(self) -> None:
+    async def _abort(self) -> None:
+        with contextlib.suppress(AudiovaultError):
+            await self._send(protocol.pack(protocol.ABORT))
+        await self._cleanup()
+
+    def _cleanup(self) -> asyncio.Future[None]:
+        """Release the worker once it is ready again; runs once, however called."""
+        if self._cleaned is None:
+            self._cleaned = asyncio.ensure_future(self._release_when_ready())
+        return self._cleaned
+
+    async def _release_when_ready(self) -> None:
         await self._released.wait()
         await asyncio.to_thread(shutil.rmtree, self._dir, ignore_errors=True)
         if self._outcome is not None and self._outcome.done():

@@ -211,8 +211,14 @@ async def test_a_refusal_reaches_the_feeder_before_the_body_ends(
                     fed += 120
                     await asyncio.sleep(0.01)
 
+        # While the refused body is still being drained, the worker is free.
+        async with asyncio.timeout(10):
+            meanwhile = await _run(small_pool, SHORT)
+        check_facts(SHORT, meanwhile)
+        meanwhile.mp3_path.unlink()
+
     assert fed < 10_000
-    check_facts(SHORT, await _run(small_pool, SHORT))
+    assert _leftovers(small_pool.work_dir) == []
 
 
 @pytest.mark.asyncio
