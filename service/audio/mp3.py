@@ -3,8 +3,11 @@
 LAME (through lameenc) encodes; PyAV's `mp3` muxer writes the frames and the
 Xing/LAME header. The muxer learns the encoder delay and the end padding from
 skip-samples side data on the first and last packets, so decoders that read
-the header (FFmpeg, LAME, mpg123) trim both and return exactly the input's
+the header (FFmpeg, `lame --decode`) trim both and return exactly the input's
 sample count.
+
+Files of a few frames (under about 0.1 s) are valid MP3, but FFmpeg's content
+probe does not recognise them: open them with `format="mp3"`.
 """
 
 from __future__ import annotations
