@@ -303,6 +303,17 @@ def zero_rate() -> bytes:
     )
 
 
+def absurd_sample_rate(rate: int = 20_000_000) -> bytes:
+    """A header at tens of MHz: a resampler would need gigabytes for it."""
+    return riff(chunk(b"fmt ", fmt_body(PCM, 1, rate, 16)), chunk(b"data", bytes(4000)))
+
+
+def unreadable_form_type() -> bytes:
+    """RIFF whose form type is binary junk instead of WAVE."""
+    data = pcm_wav(signal(0.01, 8000), 8000)
+    return data[:8] + b"\x00\x01\xfe\xff" + data[12:]
+
+
 def huge_fmt_size() -> bytes:
     """A fmt chunk that claims megabytes in a file of a few bytes (fuzzer find)."""
     return b"RIFF\x50\x49\x46\x46WAVEfmt \x00\x00\x27\x00" + bytes(12)

@@ -117,7 +117,7 @@ class _Conversion:
             checksum_sha256=self._upload.hexdigest(),
             duration_s=shaper.samples_in / shaper.rate_in,
             sample_rate=shaper.rate_in,
-            channels=wave.format.channels,
+            channels=shaper.channels_in,
             codec=codec,
         )
         mp3 = self._verify(mp3_path, source=source)

@@ -55,6 +55,9 @@ _SUPPORTED_TEXT = (
 # A fmt chunk of any supported encoding fits in far fewer bytes than this.
 MAX_FMT_SIZE = 4096
 
+# Above this the resampler fails (near 10 MHz) and nothing records audio.
+MAX_SAMPLE_RATE = 8_000_000
+
 
 @dataclass(frozen=True)
 class WaveFormat:
@@ -124,6 +127,11 @@ def parse_fmt(body: bytes) -> WaveFormat:
         raise InvalidAudio("the fmt chunk declares 0 channels")
     if rate == 0:
         raise InvalidAudio("the fmt chunk declares a sample rate of 0 Hz")
+    if rate > MAX_SAMPLE_RATE:
+        raise InvalidAudio(
+            f"the sample rate of {rate} Hz is above the highest supported, "
+            f"{MAX_SAMPLE_RATE} Hz"
+        )
 
     valid_bits, mask = 0, 0
     if tag == EXTENSIBLE:
@@ -186,11 +194,14 @@ def _linear(
 ) -> WaveFormat:
     allowed = (8, 16, 24, 32) if tag == PCM else (32, 64)
     shown = valid_bits or bits
+    description = f"{shown}-bit {kind}" + (
+        "" if shown == bits else f" in {bits}-bit words"
+    )
     if bits == 0:
         raise InvalidAudio(f"the fmt chunk declares {kind} with 0 bits per sample")
     if bits not in allowed:
         raise UnsupportedMedia(
-            f"{shown}-bit {kind} is not supported; supported are {_SUPPORTED_TEXT}"
+            f"{description} is not supported; supported are {_SUPPORTED_TEXT}"
         )
     block_align = channels * bits // 8
     if block_align > 0xFFFF:
@@ -204,5 +215,5 @@ def _linear(
         min(rate * block_align, 0xFFFFFFFF),
         mask,
         b"",
-        f"{shown}-bit {kind}" + ("" if shown == bits else f" in {bits}-bit words"),
+        description,
     )

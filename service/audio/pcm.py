@@ -14,6 +14,7 @@ MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 # short inputs (ten samples at 1234 Hz come out as nothing) until more arrives.
 _TAIL_PAD_S = 0.1
 _TAIL_PAD_MIN = 64
+_TAIL_PAD_MAX = 65536
 
 _FULL_SCALE = {"u8": 128.0, "s16": 2.0**15, "s32": 2.0**31, "s64": 2.0**63}
 
@@ -32,7 +33,7 @@ class PcmShaper:
         self.channels_out = 1 if channels_in == 1 else 2
         self.samples_in = 0
         self.samples_out = 0
-        self._channels_in = channels_in
+        self.channels_in = channels_in
         self._by_hand = False
         self._resampler = self._new_resampler()
         self._resampled = False
@@ -60,7 +61,7 @@ class PcmShaper:
             out = self._resampler.resample(frame)
         except av.error.FFmpegError:
             # libswresample has no matrix for some layouts (20 channels, say).
-            if not first or self._by_hand or self._channels_in <= 2:
+            if not first or self._by_hand or self.channels_in <= 2:
                 raise
             self._by_hand = True
             self._resampler = self._new_resampler()
@@ -71,7 +72,8 @@ class PcmShaper:
         """Flush the resampler; return the last PCM, trimmed to the exact length."""
         if not self._resampled:
             return b""
-        pad = self._silence(max(_TAIL_PAD_MIN, int(self.rate_in * _TAIL_PAD_S)))
+        pad_samples = int(self.rate_in * _TAIL_PAD_S)
+        pad = self._silence(min(max(_TAIL_PAD_MIN, pad_samples), _TAIL_PAD_MAX))
         pad.pts = self.samples_in
         pad.time_base = Fraction(1, self.rate_in)
         expected = round(self.samples_in * self.rate_out / self.rate_in)
@@ -123,7 +125,7 @@ class PcmShaper:
         else:
             template = self._last.to_ndarray()
             rows = template.shape[0]
-            width = samples * (1 if self._last.format.is_planar else self._channels_in)
+            width = samples * (1 if self._last.format.is_planar else self.channels_in)
             fill = 128 if template.dtype == np.uint8 else 0
             zeros = np.full((rows, width), fill, dtype=template.dtype)
             frame = av.AudioFrame.from_ndarray(

@@ -12,7 +12,6 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import structlog
 
 from service.audio import protocol
+from service.audio.process import WorkerProcess
 from service.audio.types import (
     AudioFacts,
     Conversion,
@@ -54,7 +54,6 @@ _ERRORS: dict[str, type[AudiovaultError]] = {
     for error in (BadRequest, InvalidAudio, UnsupportedMedia, ValidationFailed)
 }
 _START_TIMEOUT_S = 60.0
-_STOP_TIMEOUT_S = 5.0
 _WATCH_EVERY_S = 0.2
 
 
@@ -83,8 +82,8 @@ class ConverterPool:
         self._size = workers
         self._queue_size = queue_size
         self._admitted = 0
-        self._workers: set[_Worker] = set()
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._workers: set[WorkerProcess] = set()
+        self._idle: asyncio.Queue[WorkerProcess] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._mean_job_s = 5.0
@@ -123,7 +122,7 @@ class ConverterPool:
         self._admitted += 1
         return ConversionJob(self, options)
 
-    async def _spawn(self) -> _Worker:
+    async def _spawn(self) -> WorkerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -132,13 +131,20 @@ class ConverterPool:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        worker = _Worker(process)
+        worker = WorkerProcess(process)
         self._workers.add(worker)
         self._background(self._serve(worker))
         return worker
 
-    async def _serve(self, worker: _Worker) -> None:
-        await worker.listen(on_ready=self._idle.put_nowait)
+    async def _serve(self, worker: WorkerProcess) -> None:
+        def dispatch(kind: bytes, payload: bytes) -> None:
+            if worker.job is not None:
+                worker.job._on_frame(kind, payload)
+            elif kind == protocol.READY:
+                worker.started.set()
+                self._idle.put_nowait(worker)
+
+        await worker.listen(dispatch)
         self._workers.discard(worker)
         if worker.job is not None:
             worker.job._on_worker_lost(worker.exit_detail())
@@ -152,13 +158,13 @@ class ConverterPool:
             except OSError as error:
                 log.error("converter.spawn_failed", error=str(error))
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self) -> WorkerProcess:
         while True:
             worker = await self._idle.get()
             if worker.alive:
                 return worker
 
-    def _release(self, worker: _Worker, *, busy_s: float) -> None:
+    def _release(self, worker: WorkerProcess, *, busy_s: float) -> None:
         self._admitted -= 1
         self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * busy_s
         if worker.alive and not worker.retired:
@@ -181,7 +187,7 @@ class ConversionJob:
         self._pool = pool
         self._options = options
         self._dir = pool.work_dir / f"job-{uuid.uuid4().hex}"
-        self._worker: _Worker | None = None
+        self._worker: WorkerProcess | None = None
         self._outcome: asyncio.Future[dict[str, Any]] | None = None
         self._released = asyncio.Event()
         self._ended = False
@@ -373,62 +379,3 @@ class _Clock:
     def elapsed(self) -> float:
         running = 0.0 if self._since is None else time.monotonic() - self._since
         return self._charged + running
-
-
-class _Worker:
-    """One worker process and the job it runs."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.job: ConversionJob | None = None
-        self.alive = True
-        self.retired = False
-        self.started = asyncio.Event()
-
-    async def send(self, frame: bytes) -> None:
-        stdin = self.process.stdin
-        assert stdin is not None
-        stdin.write(frame)
-        await stdin.drain()
-
-    async def listen(self, *, on_ready: Callable[[_Worker], None]) -> None:
-        """Dispatch the worker's frames until its pipe closes."""
-        stdout = self.process.stdout
-        assert stdout is not None
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                kind, payload = await protocol.read_frame(stdout)
-                if self.job is not None:
-                    self.job._on_frame(kind, payload)
-                elif kind == protocol.READY:
-                    self.started.set()
-                    on_ready(self)
-        self.alive = False
-        await self.process.wait()
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
-
-    def retire(self) -> None:
-        """Stop the process on purpose; the pool starts another."""
-        self.retired = True
-        self.kill()
-
-    async def stop(self) -> None:
-        stdin = self.process.stdin
-        if stdin is not None:
-            stdin.close()
-        try:
-            await asyncio.wait_for(self.process.wait(), _STOP_TIMEOUT_S)
-        except TimeoutError:
-            self.kill()
-            await self.process.wait()
-
-    def exit_detail(self) -> str:
-        code = self.process.returncode
-        if code is None:
-            return "its pipe closed"
-        if code < 0:
-            return f"it was killed by signal {-code}"
-        return f"it exited with status {code}"

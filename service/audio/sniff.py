@@ -40,6 +40,8 @@ def refusal(head: bytes) -> AudiovaultError | None:
             "the upload is big-endian WAVE (RIFX), which is not supported; "
             "send little-endian RIFF WAVE"
         )
+    if head[:4] in WAVE_MAGICS and len(head) >= HEAD_SIZE:
+        return _other_riff(head)
     kind = _recognise(head)
     if kind is not None:
         return UnsupportedMedia(f"the upload is {kind}, not WAVE audio")
@@ -50,12 +52,20 @@ def refusal(head: bytes) -> AudiovaultError | None:
     return BadRequest("the upload is not a RIFF/RF64/BW64 WAVE file")
 
 
+def _other_riff(head: bytes) -> AudiovaultError:
+    form = head[8:12]
+    if head.startswith(b"RIFF") and all(0x20 <= byte < 0x7F for byte in form):
+        # Another RIFF format: AVI, WebP, RMI, ...
+        return UnsupportedMedia(
+            f"the upload is a RIFF file of type '{form.decode()}', not WAVE audio"
+        )
+    magic = head[:4].decode()
+    return BadRequest(f"the upload starts like {magic} but its form type is not WAVE")
+
+
 def _recognise(head: bytes) -> str | None:
     if head.startswith(b"riff"):
         return "Sony Wave64"
-    if head[:4] in WAVE_MAGICS and len(head) >= HEAD_SIZE:
-        form = head[8:12].decode("latin-1")
-        return f"a RIFF file of type {form!r}"
     if head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"):
         return "AIFF"
     if head[4:8] == b"ftyp":

@@ -109,6 +109,12 @@ REFUSES: dict[str, tuple[Callable[[], bytes], type[AudiovaultError], str]] = {
     "no_data_chunk": (wavgen.no_data_chunk, InvalidAudio, "no data chunk"),
     "zero_channels": (wavgen.zero_channels, InvalidAudio, "0 channels"),
     "zero_hz": (wavgen.zero_rate, InvalidAudio, "0 Hz"),
+    "20_mhz": (wavgen.absurd_sample_rate, InvalidAudio, "above the highest"),
+    "unreadable_form_type": (
+        wavgen.unreadable_form_type,
+        BadRequest,
+        "form type is not WAVE",
+    ),
     "huge_fmt_size": (wavgen.huge_fmt_size, BadRequest, "fmt chunk"),
     "truncated_fmt": (wavgen.truncated_fmt, BadRequest, "fmt chunk"),
     "wma_tag": (wavgen.unsupported_tag, UnsupportedMedia, "WMA v1"),
@@ -274,15 +280,28 @@ def test_a_failing_source_passes_its_own_error_through(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-_VALID = wavgen.pcm_wav(wavgen.signal(0.05, 8000, 2), 8000)
-_SPECIAL = st.sampled_from([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFE, 3, 65535])
+_FUZZ_AUDIO = wavgen.signal(0.05, 8000, 2)
+_FUZZ_BASES = [
+    wavgen.pcm_wav(_FUZZ_AUDIO, 8000),
+    wavgen.extensible(_FUZZ_AUDIO[:, :1], 8000, bits=32, valid_bits=24),
+    wavgen.rf64(_FUZZ_AUDIO, 8000),
+    wavgen.fmt_after_data(_FUZZ_AUDIO, 8000),
+    wavgen.surround_5_1(0.05, 8000),
+    wavgen.encoded_by_ffmpeg(_FUZZ_AUDIO, 8000, codec="adpcm_ima_wav", container="wav"),
+    wavgen.encoded_by_ffmpeg(_FUZZ_AUDIO, 8000, codec="adpcm_ms", container="wav"),
+    wavgen.encoded_by_ffmpeg(_FUZZ_AUDIO, 8000, codec="pcm_mulaw", container="wav"),
+]
+# Values that header fields take when they lie, and format tags worth hitting.
+_SPECIAL = st.sampled_from(
+    [0, 1, 2, 3, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFE, 65535, 0x11, 0x55, 0x31, 6]
+)
 
 
 @st.composite
 def _mangled(draw: st.DrawFn) -> bytes:
-    data = bytearray(_VALID)
+    data = bytearray(draw(st.sampled_from(_FUZZ_BASES)))
     for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(data) - 4))
+        at = draw(st.integers(0, min(len(data) - 4, 160)))
         value = draw(_SPECIAL | st.integers(0, 0xFFFFFFFF))
         width = draw(st.sampled_from([1, 2, 4]))
         data[at : at + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
@@ -291,7 +310,7 @@ def _mangled(draw: st.DrawFn) -> bytes:
 
 
 @settings(
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
