@@ -76,7 +76,7 @@ class FrameReader:
 
     def _fill(self, size: int) -> bool:
         while len(self._buffer) < size:
-            data = os.read(self._fd, max(size - len(self._buffer), MAX_DATA))
+            data = os.read(self._fd, max(size - len(self._buffer), 64 * 1024))
             if not data:
                 return False
             self._buffer += data

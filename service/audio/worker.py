@@ -48,7 +48,7 @@ class _JobInput:
 
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel
-        self._buffer = b""
+        self._buffer = memoryview(b"")
         self._consumed = 0
         self.ended = False
         self.aborted = False
@@ -60,12 +60,13 @@ class _JobInput:
             raise Aborted
         if size < 0:
             size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        data = bytes(self._buffer[:size])
+        self._buffer = self._buffer[size:]
         return data
 
     def skip_rest(self) -> None:
         """Discard input up to END or ABORT, keeping the pipe in step."""
-        self._buffer = b""
+        self._buffer = memoryview(b"")
         while not self.ended:
             self._next()
 
@@ -79,7 +80,7 @@ class _JobInput:
         kind, payload = frame
         if kind == protocol.DATA:
             self._consumed += 1
-            self._buffer = payload
+            self._buffer = memoryview(payload)
         elif kind in (protocol.END, protocol.ABORT):
             self.ended = True
             self.aborted = kind == protocol.ABORT
