@@ -48,7 +48,10 @@ def main() -> int:
         path, auth = new_user(client)
 
         def upload() -> httpx.Response:
-            return upload_raw(client, path, auth, GeneratedWav.seconds(args.seconds))
+            # A client of its own: uploads sharing one client queue behind each other.
+            with httpx.Client(base_url=running.base_url, timeout=None) as own:
+                wav = GeneratedWav.seconds(args.seconds)
+                return upload_raw(own, path, auth, wav)
 
         link = upload_raw(client, path, auth, GeneratedWav.seconds(1)).json()
         record = link["download_url"].replace(running.base_url, "")
@@ -110,9 +113,11 @@ def _refusal_when_full(
     with ThreadPoolExecutor(workers) as threads:
         running = [threads.submit(upload) for _ in range(workers)]  # type: ignore[arg-type]
         time.sleep(1.0)
-        started = time.perf_counter()
-        refused = upload_raw(client, path, auth, GeneratedWav.seconds(1))
-        elapsed = time.perf_counter() - started
+        with httpx.Client(base_url=str(client.base_url), timeout=None) as fresh:
+            fresh.get("/health/live")
+            started = time.perf_counter()
+            refused = upload_raw(fresh, path, auth, GeneratedWav.seconds(1))
+            elapsed = time.perf_counter() - started
         for future in running:
             future.result()
     return refused.status_code, refused.headers.get("retry-after"), elapsed

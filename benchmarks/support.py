@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import platform
@@ -22,6 +23,7 @@ BYTES_PER_SECOND = RATE * CHANNELS * 2
 BLOCK_SECONDS = 10
 
 
+@functools.cache
 def _music_block(seconds: int = BLOCK_SECONDS, *, seed: int = 7) -> bytes:
     """Ten seconds of chords with a little noise: nothing an encoder finds trivial."""
     rng = np.random.default_rng(seed)

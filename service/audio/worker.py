@@ -23,6 +23,7 @@ from service.errors import AudiovaultError
 
 # Address space a worker may take beyond its size once the libraries are loaded.
 MEMORY_HEADROOM_BYTES = 1 << 30
+WORKER_NICENESS = 10
 
 
 class Aborted(Exception):
@@ -147,6 +148,9 @@ def main() -> None:
     limits = Limits(**json.loads(sys.argv[1]))
     av.logging.set_level(None)
     _cap_memory()
+    # Conversions yield the CPU to the event loop, so requests stay quick
+    # while every core encodes.
+    os.nice(WORKER_NICENESS)
 
     # Frames go out on a private copy of stdout; anything a library prints
     # lands on stderr instead of corrupting them.
