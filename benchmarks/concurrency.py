@@ -36,6 +36,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600, help="audio per upload")
     parser.add_argument("--probes", type=int, default=2000, help="/record requests")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a target is missed"
+    )
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     print(f"machine: {machine()}; converter workers: {workers}")
@@ -75,7 +78,7 @@ def main() -> int:
     refused_ok = busy_status == 503 and busy_retry is not None and busy_s < 0.5
     ok &= refused_ok
     print(
-        f"{'upload while full':<44} {busy_status} busy, Retry-After {busy_retry},"
+        f"{'upload while full':<44} status {busy_status}, Retry-After {busy_retry},"
         f" answered in {busy_s * 1000:.1f} ms{'  ok' if refused_ok else '  FAILED'}"
     )
     ok &= _line(
@@ -84,7 +87,7 @@ def main() -> int:
         loaded / idle,
         LATENCY_TARGET,
     )
-    return 0 if ok else 1
+    return 0 if ok or not args.strict else 1
 
 
 def _timed(action: object) -> float:

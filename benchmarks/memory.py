@@ -110,6 +110,9 @@ def main() -> int:
     """Measure each scenario on a fresh service and print the peaks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=1024, help="size of each WAV")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a target is missed"
+    )
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
     print(f"machine: {machine()}")
@@ -126,7 +129,7 @@ def main() -> int:
     ok = True
     for label, send, count, target in scenarios:
         ok &= _scenario(label, send, count=count, size=size, target_mb=target)
-    return 0 if ok else 1
+    return 0 if ok or not args.strict else 1
 
 
 def _scenario(

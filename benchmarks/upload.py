@@ -42,6 +42,9 @@ def main() -> int:
     parser.add_argument("--short", type=float, default=30, help="seconds of audio")
     parser.add_argument("--long", type=float, default=600, help="seconds of audio")
     parser.add_argument("--runs", type=int, default=5, help="best of N")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a target is missed"
+    )
     args = parser.parse_args()
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -96,7 +99,7 @@ def main() -> int:
     ok &= _report("  upload, raw body, to 201", raw, baseline, SHORT_TARGET)
     _report(f"{args.long:g} s WAV, conversion in-process", conversion, None)
     ok &= _report("  upload, raw body, to 201", long_raw, conversion, LONG_TARGET)
-    return 0 if ok else 1
+    return 0 if ok or not args.strict else 1
 
 
 def _convert(wav: Path, tmp: Path) -> None:

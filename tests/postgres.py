@@ -148,4 +148,3 @@ def postgres_database(postgres_server: tuple[str, int]) -> Iterator[str]:
         yield f"postgresql://postgres@{host}:{port}/{name}"
     finally:
         _psql(host, port, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
