@@ -27,7 +27,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 MAX_NAME = 200
 
 
-class ClientDisconnected(Exception):
+class ClientDisconnected(BadRequest):
     """The client went away before the upload was complete."""
 
 
@@ -108,7 +108,9 @@ class UploadBody:
                     yield chunk
         except HTTPException as exc:
             # Litestar reports a client that went away as a server error.
-            raise ClientDisconnected from exc
+            raise ClientDisconnected(
+                "the connection closed before the upload was complete"
+            ) from exc
 
     async def _raw(self) -> AsyncIterator[bytes]:
         async for chunk in self._body():
@@ -116,9 +118,9 @@ class UploadBody:
 
     async def _multipart(self) -> AsyncIterator[bytes]:
         assert self._boundary is not None
-        parser = PushMultipartParser(self._boundary, max_header_count=16)
         in_file = found = False
         try:
+            parser = PushMultipartParser(self._boundary, max_header_count=16)
             async for chunk in self._body():
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):

@@ -8,6 +8,7 @@ import io
 import math
 import struct
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +400,31 @@ async def _row_count(settings: Settings, recording_id: str) -> int:
             return len(rows.all())
     finally:
         await engine.dispose()
+
+
+def test_an_upload_cut_off_midway_leaves_nothing_behind(
+    client: httpx.Client, user: ApiUser, service: RunningService
+) -> None:
+    wav = sine_wav(seconds=3)
+
+    def cut_off() -> Iterator[bytes]:
+        yield wav[:100_000]
+        raise ConnectionAbortedError("the client gives up")
+
+    with pytest.raises(ConnectionAbortedError):
+        client.post(
+            user.recordings,
+            content=cut_off(),
+            headers={**user.auth, "Content-Type": "audio/wav"},
+        )
+
+    after = client.post(
+        user.recordings,
+        content=wav,
+        headers={**user.auth, "Content-Type": "audio/wav"},
+    )
+    assert after.status_code == 201, after.text
+    listing = client.get(user.recordings, headers=user.auth).json()
+    assert [item["id"] for item in listing["items"]] == [after.json()["id"]]
+    work_dir = Path(service.env["AUDIOVAULT_DATA_DIR"]) / "tmp"
+    assert not [path for path in work_dir.rglob("*") if path.is_file()]
