@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from litestar import Litestar
@@ -45,6 +48,33 @@ def build_store(settings: Settings) -> ObjectStore:
     )
 
 
+def fresh_work_dir(root: Path) -> Path:
+    """A temporary folder for this process; those of dead processes are removed.
+
+    A service killed mid-conversion leaves its uploads' temporary files behind;
+    each process has its own folder so several can share DATA_DIR.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob("run-*"):
+        pid = stale.name.removeprefix("run-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+            log.info("service.stale_files_removed", path=str(stale))
+    work_dir = root / f"run-{os.getpid()}"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return work_dir
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Open the database, the store and the converters; close them at exit."""
@@ -64,7 +94,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             min_sample_rate=settings.min_sample_rate,
             max_channels=settings.max_channels,
         ),
-        work_dir=settings.data_dir / "tmp",
+        work_dir=fresh_work_dir(settings.data_dir / "tmp"),
     )
     await state.pool.start()
     log.info(
