@@ -237,6 +237,12 @@ def tiny(samples: int, rate: int, *, bits: int = 16) -> bytes:
     return pcm_wav(audio, rate, bits=bits)
 
 
+def noise_burst(samples: int, rate: int, *, seed: int, bits: int = 32) -> bytes:
+    """A few ms of loud white noise: its MP3 of a frame or two can fool a probe."""
+    audio = np.random.default_rng(seed).uniform(-1.0, 1.0, (samples, 1))
+    return pcm_wav(audio, rate, bits=bits)
+
+
 def low_rate_bomb(seconds: float = 36000.0, rate: int = 1) -> bytes:
     """A valid header at 1 Hz: a few KB that decode to hours of audio."""
     return pcm_wav(signal(seconds, rate), rate)

@@ -204,8 +204,12 @@ class _Conversion:
         """Decode the MP3 once and check its length against the source's."""
         samples = 0
         audio_bytes = 0
-        with av.open(str(mp3_path), mode="r") as container:
+        # Named, not probed: FFmpeg's probe takes some MP3s of a frame or two
+        # for other formats (raw VVC video, say) and finds no audio in them.
+        with av.open(str(mp3_path), mode="r", format="mp3") as container:
             assert isinstance(container, InputContainer)
+            if not container.streams.audio:
+                raise InvalidAudio("the MP3 written for the audio holds no audio")
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
             channels = stream.codec_context.channels

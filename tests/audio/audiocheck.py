@@ -18,12 +18,18 @@ MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 
 
-def decode(source: Path | bytes) -> tuple[Samples, int]:
-    """Decode with PyAV (format probed): samples as (frames, channels) floats."""
+def decode(
+    source: Path | bytes, *, container_format: str | None = None
+) -> tuple[Samples, int]:
+    """Decode with PyAV: samples as (frames, channels) floats.
+
+    The format is probed unless named; name it for MP3s of a frame or two,
+    which the probe can take for something else.
+    """
     file = str(source) if isinstance(source, Path) else io.BytesIO(source)
     parts: list[Samples] = []
     rate = 0
-    with av.open(file) as container:
+    with av.open(file, format=container_format) as container:
         assert isinstance(container, InputContainer)
         for frame in container.decode(audio=0):
             rate = frame.sample_rate

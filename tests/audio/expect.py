@@ -65,7 +65,7 @@ def suggested_status(entry: dict[str, Any]) -> int:
 
 def check_converted(entry: dict[str, Any], data: bytes, result: Conversion) -> None:
     """Assert a manifest `convert` entry came out as the manifest says."""
-    decoded, rate = decode(result.mp3_path)
+    decoded, rate = decode(result.mp3_path, container_format="mp3")
     low, high = duration_bounds(entry["duration_s"], rate)
     assert low <= len(decoded) / rate <= high
     assert decoded.shape[1] == entry["channels_out"] == result.mp3.channels
