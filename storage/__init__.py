@@ -1,6 +1,6 @@
 """Object store adapters: buckets, object names and signed download URLs."""
 
-from storage.base import ObjectStore, content_disposition
+from storage.base import ObjectStore, StoredObject, content_disposition
 from storage.errors import (
     InvalidSignature,
     ObjectNotFound,
@@ -18,5 +18,6 @@ __all__ = [
     "S3Store",
     "StorageError",
     "StorageUnavailable",
+    "StoredObject",
     "content_disposition",
 ]

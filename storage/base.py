@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -20,6 +22,15 @@ _MAX_OBJECT_NAME_BYTES = 1024
 
 # RFC 5987 attr-char beyond what quote() always keeps (letters, digits, "_.-~").
 _ATTR_CHAR_EXTRA = "!#$&+^`|"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object found by a listing; `last_modified` is timezone-aware."""
+
+    object_name: str
+    size_bytes: int
+    last_modified: datetime
 
 
 class ObjectStore(Protocol):
@@ -55,6 +66,16 @@ class ObjectStore(Protocol):
         """Return a URL that downloads the object as `filename` until it expires."""
         ...
 
+    def list_objects(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """Yield every object whose name starts with `prefix`.
+
+        Objects are fetched a page at a time, never the whole bucket at once.
+        The order is the store's own: S3 promises byte order of the names,
+        but stores built on folders (SeaweedFS) list folder by folder.
+        Raises ValueError when no valid object name can start with `prefix`.
+        """
+        ...
+
 
 def check_object_name(object_name: str) -> None:
     """Raise ValueError unless the name is a relative path that stays in the bucket.
@@ -72,6 +93,22 @@ def check_object_name(object_name: str) -> None:
         raise ValueError("object name contains control characters")
     if any(part in ("", ".", "..") for part in object_name.split("/")):
         raise ValueError("object name has an empty, '.' or '..' segment")
+
+
+def check_prefix(prefix: str) -> None:
+    """Raise ValueError unless some valid object name can start with `prefix`.
+
+    The empty prefix lists the whole bucket.
+    """
+    if not prefix:
+        return
+    # A prefix is a string, not a folder: "users/ab" is as good as "users/".
+    try:
+        check_object_name(prefix + "x")
+    except ValueError as error:
+        raise ValueError(
+            f"no object name can start with this prefix: {error}"
+        ) from None
 
 
 def check_expires(expires: timedelta) -> None:

@@ -9,15 +9,17 @@ import hmac
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
-from storage.base import check_expires, check_object_name
+from storage.base import StoredObject, check_expires, check_object_name, check_prefix
 from storage.errors import InvalidSignature, ObjectNotFound, StorageUnavailable
 
 # Where the HTTP layer mounts the route that serves these URLs.
@@ -26,6 +28,12 @@ FILES_PATH_PREFIX = "/files/"
 _MIN_SECRET_KEY_BYTES = 16
 _COPY_CHUNK_BYTES = 1024 * 1024
 _MAX_EXPIRES_DIGITS = 12
+_LIST_PAGE_SIZE = 1000
+
+# Names of the files a put writes before renaming them into place; listings
+# skip them, since they are not objects yet.
+_TEMP_PREFIX = "."
+_TEMP_SUFFIX = ".partial"
 
 # Keeps these signatures from ever matching an HMAC made with the same key
 # for another purpose.
@@ -93,6 +101,24 @@ class LocalStore:
         """Tell whether the object is stored."""
         target = self._path_for(object_name)
         return await asyncio.to_thread(target.is_file)
+
+    async def list_objects(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """Yield the files whose object names start with `prefix`, folder by folder.
+
+        Puts still being written are skipped. Raises ValueError when no valid
+        object name can start with `prefix`, and StorageUnavailable when the
+        bucket directory is missing or cannot be read.
+        """
+        check_prefix(prefix)
+        if not await asyncio.to_thread(self._bucket_dir.is_dir):
+            raise StorageUnavailable("bucket directory is missing", code="NoSuchBucket")
+
+        # The walk reads one directory at a time, and a page at a time is
+        # handed over from the thread.
+        objects = _walk(self._bucket_dir, prefix)
+        while page := await asyncio.to_thread(_next_page, objects):
+            for stored in page:
+                yield stored
 
     async def presigned_get_url(
         self, object_name: str, *, filename: str, expires: timedelta
@@ -169,7 +195,7 @@ def _write_atomically(source: BinaryIO, target: Path) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=".", suffix=".partial"
+            dir=target.parent, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX
         )
     except OSError as error:
         raise StorageUnavailable(
@@ -191,6 +217,65 @@ def _write_atomically(source: BinaryIO, target: Path) -> None:
                 f"cannot write the object: {error.strerror}"
             ) from error
         raise
+
+
+def _next_page(objects: Iterator[StoredObject]) -> list[StoredObject]:
+    return list(islice(objects, _LIST_PAGE_SIZE))
+
+
+def _walk(bucket_dir: Path, prefix: str) -> Iterator[StoredObject]:
+    # Start in the deepest folder the prefix names; what lies beside it
+    # cannot match.
+    folder = prefix.rpartition("/")[0]
+    start = bucket_dir.joinpath(*folder.split("/")) if folder else bucket_dir
+    yield from _walk_folder(
+        start, name_prefix=f"{folder}/" if folder else "", prefix=prefix
+    )
+
+
+def _walk_folder(
+    directory: Path, *, name_prefix: str, prefix: str
+) -> Iterator[StoredObject]:
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as error:
+        raise StorageUnavailable(
+            f"cannot list the bucket directory: {error.strerror}"
+        ) from error
+
+    for entry in entries:
+        object_name = name_prefix + entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if f"{object_name}/".startswith(prefix):
+                yield from _walk_folder(
+                    Path(entry.path), name_prefix=f"{object_name}/", prefix=prefix
+                )
+            continue
+        if not object_name.startswith(prefix) or _is_temp_file(entry.name):
+            continue
+        try:
+            status = entry.stat()
+        except FileNotFoundError:
+            # Removed since the folder was read.
+            continue
+        except OSError as error:
+            raise StorageUnavailable(
+                f"cannot read an object's size and time: {error.strerror}"
+            ) from error
+        if not stat.S_ISREG(status.st_mode):
+            continue
+        yield StoredObject(
+            object_name=object_name,
+            size_bytes=status.st_size,
+            last_modified=datetime.fromtimestamp(status.st_mtime, UTC),
+        )
+
+
+def _is_temp_file(name: str) -> bool:
+    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -14,13 +15,16 @@ import certifi
 import structlog
 import urllib3
 from minio import Minio
+from minio.datatypes import Object
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import check_bucket_name
 
 from storage.base import (
     DOWNLOAD_CONTENT_TYPE,
+    StoredObject,
     check_expires,
     check_object_name,
+    check_prefix,
     content_disposition,
 )
 from storage.errors import ObjectNotFound, StorageError, StorageUnavailable
@@ -38,6 +42,9 @@ _PARALLEL_PARTS = 2
 _CONNECT_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 60.0
 _RETRIES = 2
+
+# What one ListObjectsV2 request returns at most, so a page costs one request.
+_LIST_PAGE_SIZE = 1000
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion"})
 _UNAVAILABLE_CODES = frozenset(
@@ -165,6 +172,27 @@ class S3Store:
             return False
         return True
 
+    async def list_objects(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """Yield the objects whose names start with `prefix`, in the store's order.
+
+        Each page of the listing is fetched in a thread. Raises ValueError
+        when no valid object name can start with `prefix`.
+        """
+        check_prefix(prefix)
+        # minio's iterator sends a request each time its page runs out.
+        listing = self._client.list_objects(
+            self.bucket_name, prefix=prefix, recursive=True
+        )
+
+        while True:
+            page = await self._call("list_objects", lambda: _next_page(listing))
+            for item in page:
+                stored = _stored_object(item)
+                if stored is not None:
+                    yield stored
+            if len(page) < _LIST_PAGE_SIZE:
+                return
+
     async def presigned_get_url(
         self, object_name: str, *, filename: str, expires: timedelta
     ) -> str:
@@ -247,6 +275,29 @@ def _http_client() -> urllib3.PoolManager:
             backoff_factor=0.2,
             status_forcelist=[500, 502, 503, 504],
         ),
+    )
+
+
+def _next_page(listing: Iterator[Object]) -> list[Object]:
+    return list(islice(listing, _LIST_PAGE_SIZE))
+
+
+def _stored_object(item: Object) -> StoredObject | None:
+    # Folder markers some stores list are not objects.
+    if item.is_dir or item.object_name is None:
+        return None
+    if item.last_modified is None:
+        raise StorageError(
+            "object store listed an object without its time",
+            code="InvalidResponse",
+        )
+    last_modified = item.last_modified
+    if last_modified.tzinfo is None:
+        last_modified = last_modified.replace(tzinfo=UTC)
+    return StoredObject(
+        object_name=item.object_name,
+        size_bytes=item.size or 0,
+        last_modified=last_modified,
     )
 
 
