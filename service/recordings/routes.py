@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import Parameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_307_TEMPORARY_REDIRECT
@@ -20,17 +29,38 @@ from service.errors import NotFound, ValidationFailed
 from service.models import Recording, User, utc_now
 from service.recordings import service
 from service.recordings.schemas import RecordingOut, RecordingPage, SourceOut
-from service.recordings.upload import UploadBody
+from service.recordings.upload import RAW_TYPES, UploadBody
 from service.settings import Settings
 
 MP3_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 RECORDINGS = "/api/v1/users/{user_id:uuid}/recordings"
 
 
+@dataclass
+class UploadOperation(Operation):
+    """Documents the upload body, which the handler reads as a stream."""
+
+    def __post_init__(self) -> None:
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        multipart = Schema(
+            type=OpenAPIType.OBJECT,
+            properties={"file": binary},
+            required=["file"],
+        )
+        content = {"multipart/form-data": OpenAPIMediaType(schema=multipart)}
+        content |= {media: OpenAPIMediaType(schema=binary) for media in RAW_TYPES}
+        self.request_body = RequestBody(
+            content=content,
+            required=True,
+            description="The WAV, as a multipart part named `file` or as the body.",
+        )
+
+
 @post(
     RECORDINGS,
     status_code=201,
     request_max_body_size=None,
+    operation_class=UploadOperation,
     summary="Upload a WAV recording",
     description=(
         "Send the WAV as multipart/form-data in a part named `file`, or as the "

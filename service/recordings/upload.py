@@ -13,14 +13,12 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
 
-RAW_TYPES = frozenset(
-    {
-        "audio/wav",
-        "audio/x-wav",
-        "audio/wave",
-        "audio/vnd.wave",
-        "application/octet-stream",
-    }
+RAW_TYPES = (
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/vnd.wave",
+    "application/octet-stream",
 )
 DEFAULT_NAME = "recording.wav"
 MULTIPART_OVERHEAD = 64 * 1024

@@ -29,6 +29,8 @@ def test_openapi_schema_lists_the_routes(client: httpx.Client) -> None:
     assert "/api/v1/users" in paths
     assert "/api/v1/users/{user_id}/recordings" in paths
     assert "/record" in paths
+    upload = paths["/api/v1/users/{user_id}/recordings"]["post"]["requestBody"]
+    assert {"multipart/form-data", "audio/wav"} <= upload["content"].keys()
     assert client.get("/schema").status_code == 200
 
 
