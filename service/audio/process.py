@@ -26,10 +26,20 @@ class WorkerProcess:
         self.started = asyncio.Event()
 
     async def send(self, frame: bytes) -> None:
-        """Write one frame, waiting while the pipe is full."""
+        """Write one frame, waiting while the pipe is full.
+
+        Raises BrokenPipeError once the process is gone, whatever the event loop.
+        """
         stdin = self.process.stdin
         assert stdin is not None
-        stdin.write(frame)
+        if stdin.is_closing():
+            raise BrokenPipeError("the worker's input pipe is closed")
+        try:
+            stdin.write(frame)
+        except RuntimeError as error:
+            # uvloop refuses a write to a pipe its peer closed with a
+            # RuntimeError where asyncio's own loop raises an OSError.
+            raise BrokenPipeError("the worker's input pipe is closed") from error
         await stdin.drain()
 
     async def listen(self, on_frame: Callable[[bytes, bytes], None]) -> None:

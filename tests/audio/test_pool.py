@@ -168,6 +168,33 @@ async def test_a_killed_worker_fails_only_its_job(tmp_path: Path) -> None:
         await pool.close()
 
 
+def test_a_killed_worker_is_refused_cleanly_on_uvloop(tmp_path: Path) -> None:
+    # The service runs on uvloop, which reports a write to a dead worker's
+    # pipe as a RuntimeError: the refusal must still be the one the job had.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        pool = ConverterPool(
+            workers=1, queue_size=0, limits=LIMITS, work_dir=tmp_path / "pool"
+        )
+        await pool.start()
+        try:
+            with pytest.raises(InvalidAudio, match="killed by signal 9"):
+                async with pool.job(EncodeOptions()) as job:
+                    await job.feed(SPEECH[:PIECE])
+                    assert job.worker_pid is not None
+                    os.kill(job.worker_pid, signal.SIGKILL)
+                    await asyncio.sleep(0.5)
+                    await job.feed(SPEECH[PIECE : 2 * PIECE])
+
+            check_facts(SHORT, await _run(pool, SHORT))
+        finally:
+            await pool.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
 @pytest.mark.asyncio
 async def test_a_hung_worker_is_stopped_by_the_time_limit(
     small_pool: ConverterPool,
