@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from service.audio.convert import convert
 from service.audio.types import Conversion, EncodeOptions, Limits
@@ -292,53 +289,3 @@ def test_a_failing_source_passes_its_own_error_through(tmp_path: Path) -> None:
         )
 
     assert list(tmp_path.iterdir()) == []
-
-
-_FUZZ_AUDIO = wavgen.signal(0.05, 8000, 2)
-_FUZZ_BASES = [
-    wavgen.pcm_wav(_FUZZ_AUDIO, 8000),
-    wavgen.extensible(_FUZZ_AUDIO[:, :1], 8000, bits=32, valid_bits=24),
-    wavgen.rf64(_FUZZ_AUDIO, 8000),
-    wavgen.fmt_after_data(_FUZZ_AUDIO, 8000),
-    wavgen.surround_5_1(0.05, 8000),
-    wavgen.encoded_by_ffmpeg(_FUZZ_AUDIO, 8000, codec="adpcm_ima_wav", container="wav"),
-    wavgen.encoded_by_ffmpeg(_FUZZ_AUDIO, 8000, codec="adpcm_ms", container="wav"),
-    wavgen.encoded_by_ffmpeg(_FUZZ_AUDIO, 8000, codec="pcm_mulaw", container="wav"),
-]
-# Values that header fields take when they lie, and format tags worth hitting.
-_SPECIAL = st.sampled_from(
-    [0, 1, 2, 3, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFE, 65535, 0x11, 0x55, 0x31, 6]
-)
-
-
-@st.composite
-def _mangled(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(_FUZZ_BASES)))
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, min(len(data) - 4, 160)))
-        value = draw(_SPECIAL | st.integers(0, 0xFFFFFFFF))
-        width = draw(st.sampled_from([1, 2, 4]))
-        data[at : at + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
-    cut = draw(st.integers(0, len(data)))
-    return bytes(data[:cut]) if draw(st.booleans()) else bytes(data)
-
-
-@settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(data=_mangled())
-def test_mangled_headers_give_a_verified_mp3_or_a_domain_error(
-    data: bytes, tmp_path: Path
-) -> None:
-    work_dir = Path(tempfile.mkdtemp(dir=tmp_path))
-    limits = dataclasses.replace(LIMITS, max_duration_s=60)
-
-    try:
-        result = _convert(data, work_dir, limits=limits)
-    except AudiovaultError as error:
-        assert error.detail
-        assert not (work_dir / "out.mp3").exists()
-    else:
-        check_facts(data, result)
