@@ -107,6 +107,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         await state.pool.close()
         await state.engine.dispose()
+        shutil.rmtree(state.pool.work_dir, ignore_errors=True)
 
 
 async def provide_session(state: State) -> AsyncIterator[object]:

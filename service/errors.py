@@ -25,6 +25,10 @@ class Forbidden(AudiovaultError):
     code = "forbidden"
 
 
+class RequestTimeout(AudiovaultError):
+    code = "request_timeout"
+
+
 class NotFound(AudiovaultError):
     code = "not_found"
 

@@ -25,6 +25,7 @@ STATUS_BY_CODE = {
     "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "username_taken": 409,
     "payload_too_large": 413,
     "unsupported_media": 415,
@@ -38,9 +39,10 @@ STATUS_BY_CODE = {
 TITLES = {
     "bad_request": "Malformed request",
     "unauthorized": "Missing or wrong token",
-    "forbidden": "Not your data",
+    "forbidden": "Forbidden",
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed",
+    "request_timeout": "Upload stalled",
     "username_taken": "Username taken",
     "payload_too_large": "Upload too large",
     "unsupported_media": "Unsupported media",
@@ -127,6 +129,11 @@ def database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return problem("unavailable", "a dependency of the service cannot be reached")
 
 
+def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[bytes]:
+    """A body nested so deeply that decoding it ran out of stack."""
+    return problem("bad_request", "the request body is nested too deeply")
+
+
 def unexpected_error(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[bytes]:
@@ -153,5 +160,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DBAPIError: database_error,
     PoolTimeout: database_error,
     OSError: database_error,
+    RecursionError: too_deep,
     Exception: unexpected_error,
 }

@@ -37,6 +37,7 @@ class Settings:
     workers: int = 0
     queue_size: int = -1
     url_expires_s: int = 3600
+    upload_idle_timeout_s: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8000
     log_format: str = "console"
@@ -78,7 +79,12 @@ class Settings:
                 "AUDIOVAULT_S3_ACCESS_KEY and AUDIOVAULT_S3_SECRET_KEY are required "
                 "with AUDIOVAULT_S3_ENDPOINT"
             )
-        for name in ("max_upload_bytes", "max_duration_s", "min_sample_rate"):
+        for name in (
+            "max_upload_bytes",
+            "max_duration_s",
+            "min_sample_rate",
+            "upload_idle_timeout_s",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         if self.max_channels < 1:

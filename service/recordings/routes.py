@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from litestar import Request, Response, delete, get, post
+from litestar import HttpMethod, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.openapi.spec import (
     OpenAPIFormat,
@@ -82,7 +82,12 @@ async def upload_recording(
     # Hand the connection back to the pool while the upload streams in.
     await db_session.commit()
     options = encode_options(bitrate=bitrate, quality=quality)
-    body = UploadBody(request, max_bytes=settings.max_upload_bytes, filename=filename)
+    body = UploadBody(
+        request,
+        max_bytes=settings.max_upload_bytes,
+        filename=filename,
+        idle_timeout_s=settings.upload_idle_timeout_s,
+    )
 
     conversion = await service.convert_upload(body, pool=state.pool, options=options)
 
@@ -160,8 +165,9 @@ async def delete_recording(
     )
 
 
-@get(
+@route(
     "/record",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
     summary="Stable download link: redirects to a freshly signed URL",
     status_code=HTTP_307_TEMPORARY_REDIRECT,
 )
@@ -169,12 +175,12 @@ async def record_link(
     request: Request[Any, Any, Any],
     state: State,
     db_session: AsyncSession,
-    recording_id: Annotated[str, Parameter(query="id")],
-    user: str,
+    recording_id: Annotated[str | None, Parameter(query="id")] = None,
+    user: str | None = None,
 ) -> Redirect:
     """Redirect to the MP3; knowing both ids is the permission."""
     try:
-        ids = uuid.UUID(recording_id), uuid.UUID(user)
+        ids = uuid.UUID(recording_id or ""), uuid.UUID(user or "")
     except ValueError:
         raise NotFound("no such recording") from None
 

@@ -7,7 +7,7 @@ import binascii
 import time
 import uuid
 from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import select, tuple_
@@ -181,9 +181,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, recording_id = raw.split("|")
-        position = datetime.fromisoformat(created_at), uuid.UUID(recording_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has a zone")
+        return moment.astimezone(UTC), uuid.UUID(recording_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("the cursor is not one this service returned") from None
-    if position[0].tzinfo is None:
-        raise BadRequest("the cursor is not one this service returned")
-    return position

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import HTTPException
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from service.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
+from service.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMedia,
+)
 
 RAW_TYPES = (
     "audio/wav",
@@ -29,6 +34,10 @@ class ClientDisconnected(BadRequest):
     """The client went away before the upload was complete."""
 
 
+class UploadStalled(RequestTimeout):
+    """The client stopped sending in the middle of the upload."""
+
+
 class UploadBody:
     """The WAV of one upload request, in pieces as they arrive.
 
@@ -42,10 +51,13 @@ class UploadBody:
         *,
         max_bytes: int,
         filename: str | None,
+        idle_timeout_s: float = 30.0,
     ) -> None:
         self._request = request
         self._max_bytes = max_bytes
+        self._idle_timeout_s = idle_timeout_s
         self._body_bytes = 0
+        self._complete = False
         content_type = request.headers.get("content-type", "")
         media_type, options = _media_type(content_type)
         self._boundary: str | None = None
@@ -99,16 +111,27 @@ class UploadBody:
             pass
 
     async def _body(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._request.stream():
-                if chunk:
-                    self._body_bytes += len(chunk)
-                    yield chunk
-        except HTTPException as exc:
-            # Litestar reports a client that went away as a server error.
-            raise ClientDisconnected(
-                "the connection closed before the upload was complete"
-            ) from exc
+        # Read the ASGI messages directly: the end of the body must be
+        # remembered across readers, or a second reader (drain) waits for
+        # bytes that will never come.
+        while not self._complete:
+            try:
+                message = await asyncio.wait_for(
+                    self._request.receive(), self._idle_timeout_s
+                )
+            except TimeoutError:
+                raise UploadStalled(
+                    f"no upload bytes arrived for {self._idle_timeout_s:g} s"
+                ) from None
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected(
+                    "the connection closed before the upload was complete"
+                )
+            self._complete = not message.get("more_body", False)
+            chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+            if chunk:
+                self._body_bytes += len(chunk)
+                yield chunk
 
     async def _raw(self) -> AsyncIterator[bytes]:
         async for chunk in self._body():
@@ -118,21 +141,32 @@ class UploadBody:
         assert self._boundary is not None
         in_file = found = False
         try:
-            parser = PushMultipartParser(self._boundary, max_header_count=16)
+            # Latin-1 maps every byte, so no name can make the parser fail;
+            # UTF-8 names are recovered from it below.
+            parser = PushMultipartParser(
+                self._boundary, max_header_count=16, header_charset="latin-1"
+            )
             async for chunk in self._body():
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
-                        in_file = event.name == "file" and not found
+                        in_file = event.name == "file"
+                        if in_file and found:
+                            raise BadRequest(
+                                "send one WAV per upload: the body has more "
+                                "than one part named 'file'"
+                            )
                         if in_file:
                             found = True
-                            self.filename = safe_filename(event.filename)
+                            self.filename = safe_filename(_utf8(event.filename or ""))
                     elif event is None:
                         in_file = False
                     elif in_file:
                         yield bytes(event)
             parser.close()
-        except MultipartError as exc:
-            raise BadRequest(f"the multipart body is malformed: {exc}") from None
+        except MultipartError:
+            raise BadRequest(
+                "the multipart body is malformed (check its boundary and part headers)"
+            ) from None
         if not found:
             raise BadRequest("the multipart body has no part named 'file'")
 
@@ -171,5 +205,17 @@ def _disposition_filename(header: str | None) -> str | None:
     if not header:
         return None
     message = email.message.Message()
-    message["content-disposition"] = header
+    message["content-disposition"] = _utf8(header)
     return message.get_filename()
+
+
+def _utf8(text: str) -> str:
+    """Text whose bytes arrived as Latin-1, read as UTF-8 when they are UTF-8.
+
+    HTTP headers reach the application decoded as Latin-1, but clients send
+    file names in UTF-8.
+    """
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text

@@ -23,6 +23,8 @@ def normalize_username(raw: str) -> str:
         raise ValidationFailed(
             f"username must be 1 to {MAX_USERNAME} characters after trimming"
         )
+    if unicodedata.category(username[0]).startswith("M"):
+        raise ValidationFailed("username must not start with a combining mark")
     for char in username:
         if not _allowed(char):
             raise ValidationFailed(
