@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,10 @@ from tests.server import RunningService, running_service
 
 pytest_plugins = ["tests.postgres", "tests.s3server"]
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS = Path(
+    os.environ.get("AUDIOVAULT_TEST_CORPUS")
+    or Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+)
 BACKENDS = ("postgres_s3", "sqlite_local")
 
 
