@@ -1,10 +1,11 @@
 """MP3 output: interleaved 16-bit PCM in, an MP3 file with a Xing/LAME header out.
 
-LAME (through lameenc) encodes; PyAV's `mp3` muxer writes the frames and the
-Xing/LAME header. The muxer learns the encoder delay and the end padding from
-skip-samples side data on the first and last packets, so decoders that read
-the header (FFmpeg, `lame --decode`) trim both and return exactly the input's
-sample count.
+LAME (through lameenc) encodes on a thread of its own, beside the caller's
+decoding, since lameenc releases the GIL; PyAV's `mp3` muxer, on the caller's
+thread, writes the frames and the Xing/LAME header. The muxer learns the
+encoder delay and the end padding from skip-samples side data on the first and
+last packets, so decoders that read the header (FFmpeg, `lame --decode`) trim
+both and return exactly the input's sample count.
 
 Files of a few frames (under about 0.1 s) are valid MP3, but FFmpeg's content
 probe does not recognise them: open them with `format="mp3"`.
@@ -12,7 +13,12 @@ probe does not recognise them: open them with `format="mp3"`.
 
 from __future__ import annotations
 
+import enum
+import queue
 import struct
+import threading
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +53,14 @@ _LAME_VBR_MTRH = 4
 # only behind a "LAME", "Lavf" or "Lavc" name.
 _ENCODER_TAG = "LAME4.0"
 
+# PCM handed to the encoding thread at a time: 16384 stereo sample frames,
+# about 0.37 s at 44.1 kHz and some 7 ms of LAME's time. Small enough that the
+# queue stays a few hundred KB; large enough that passing chunks between the
+# threads costs next to nothing. A multiple of every sample frame's size.
+_CHUNK_BYTES = 1 << 16
+# Chunks queued or being encoded at once: decoding runs at most this far ahead.
+_QUEUED_CHUNKS = 3
+
 _SKIP_SAMPLES = packet_sidedata_type_from_literal("skip_samples")
 # PyAV's stubs omit this constructor: (side data type, size in bytes).
 _new_side_data = cast(Callable[[int, int], PacketSideData], PacketSideData)
@@ -77,6 +91,11 @@ class Mp3Writer:
     The file must be seekable: the header is rewritten on close. A bitrate gives
     CBR; otherwise `quality` is LAME's VBR quality, 0 (best) to 9 (smallest).
     Raises ValueError for settings MP3 cannot carry.
+
+    LAME runs on a thread of its own, so the caller prepares the next PCM while
+    the last is encoded. An error there is raised by the next write() or
+    close(); close() waits for the thread, and a writer dropped without close()
+    stops it.
     """
 
     def __init__(
@@ -90,18 +109,182 @@ class Mp3Writer:
     ) -> None:
         _check_settings(sample_rate, channels, bitrate_kbps, quality)
         self._frame_bytes = 2 * channels
-        self._samples_per_frame = samples_per_frame(sample_rate)
         self._samples_in = 0
-        self._frames_out = 0
-        self._held: Packet[Stream] | None = None
+        self._pending = bytearray()
         self._closed = False
 
-        self._encoder = _lame_encoder(
+        self._muxer = _FrameMuxer(
+            path, sample_rate=sample_rate, channels=channels, bitrate_kbps=bitrate_kbps
+        )
+        encoder = _lame_encoder(
             sample_rate=sample_rate,
             channels=channels,
             bitrate_kbps=bitrate_kbps,
             quality=quality,
         )
+        try:
+            self._lame = _LameThread(encoder)
+        except BaseException:
+            self._muxer.close()
+            raise
+        # The thread holds the encoder, never the writer, so a writer dropped
+        # without close() can be collected; its finalizer then ends the thread.
+        self._finalizer = weakref.finalize(self, self._lame.abandon)
+
+    def write(self, pcm: bytes) -> None:
+        """Encode interleaved little-endian samples; any whole number of frames."""
+        if len(pcm) % self._frame_bytes:
+            raise ValueError("PCM length is not a whole number of sample frames")
+        if self._closed:
+            raise ValueError("write to a closed Mp3Writer")
+        self._lame.raise_failure()
+
+        self._samples_in += len(pcm) // self._frame_bytes
+        pending = self._pending
+        pending += pcm
+        while len(pending) >= _CHUNK_BYTES:
+            self._lame.put(bytes(pending[:_CHUNK_BYTES]))
+            del pending[:_CHUNK_BYTES]
+        for mp3 in self._lame.take_encoded():
+            self._muxer.mux(mp3)
+
+    def close(self) -> None:
+        """Flush the encoder, write the Xing/LAME header and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+
+        try:
+            self._lame.finish(bytes(self._pending))
+            self._pending.clear()
+            for mp3 in self._lame.take_encoded():
+                self._muxer.mux(mp3)
+            self._muxer.finish(samples_in=self._samples_in)
+        finally:
+            self._muxer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Stop(enum.Enum):
+    FINISH = enum.auto()
+    ABANDON = enum.auto()
+
+
+class _LameThread:
+    """Runs LAME on its own thread: PCM in through a bounded queue, MP3 out."""
+
+    def __init__(self, encoder: _LameEncoder) -> None:
+        self._encoder = encoder
+        self._started = False
+        self._failure: BaseException | None = None
+        self._abandoned = False
+        # SimpleQueue: its put() is safe in a finalizer, which may run on any
+        # thread. The semaphore bounds the chunks queued or being encoded.
+        self._inbox: queue.SimpleQueue[bytes | _Stop] = queue.SimpleQueue()
+        self._room = threading.Semaphore(_QUEUED_CHUNKS)
+        self._encoded: deque[bytes | bytearray] = deque()
+        self._thread = threading.Thread(
+            target=self._run, name="lame-encoder", daemon=True
+        )
+        self._thread.start()
+
+    def raise_failure(self) -> None:
+        """Raise what stopped the encoding, if anything did."""
+        if self._failure is not None:
+            raise self._failure
+
+    def put(self, pcm: bytes) -> None:
+        """Queue whole sample frames for encoding; wait while the queue is full."""
+        self._room.acquire()
+        self.raise_failure()
+        self._inbox.put(pcm)
+
+    def take_encoded(self) -> Iterator[bytes | bytearray]:
+        """Yield the MP3 bytes encoded so far, in order."""
+        encoded = self._encoded
+        while encoded:
+            yield encoded.popleft()
+
+    def finish(self, pcm: bytes) -> None:
+        """Encode the last PCM and flush LAME; return once the thread has ended."""
+        if pcm and self._failure is None:
+            self._room.acquire()
+            self._inbox.put(pcm)
+        self._inbox.put(_Stop.FINISH)
+        self._thread.join()
+        self.raise_failure()
+
+    def abandon(self) -> None:
+        """Stop at the next chunk without flushing; returns at once."""
+        self._abandoned = True
+        self._inbox.put(_Stop.ABANDON)
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as error:  # noqa: BLE001 - the caller raises it
+            self._fail(error)
+        finally:
+            # Wakes a caller still waiting for room; it then sees the failure.
+            self._room.release(_QUEUED_CHUNKS)
+
+    def _serve(self) -> None:
+        encoder = self._encoder
+        while True:
+            item = self._inbox.get()
+            if item is _Stop.ABANDON:
+                return
+            if item is _Stop.FINISH:
+                if self._failure is None:
+                    self._encoded.append(self._flush())
+                return
+            try:
+                # After a failure, or once abandoned, chunks are only drained so
+                # the caller never waits for room that will not come.
+                if self._failure is None and not self._abandoned:
+                    self._started = True
+                    self._encoded.append(encoder.encode(item))
+            except BaseException as error:  # noqa: BLE001 - the caller raises it
+                self._fail(error)
+            finally:
+                self._room.release()
+
+    def _flush(self) -> bytearray:
+        if not self._started:
+            # lameenc starts LAME on the first encode; flush needs it started.
+            self._encoder.encode(b"")
+        return self._encoder.flush()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+
+
+class _FrameMuxer:
+    """Writes LAME's frames through PyAV's mp3 muxer, one packet per frame."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sample_rate: int,
+        channels: int,
+        bitrate_kbps: int | None,
+    ) -> None:
+        self._samples_per_frame = samples_per_frame(sample_rate)
+        self._frames_out = 0
+        self._held: Packet[Stream] | None = None
         self._splitter = _FrameSplitter(sample_rate)
 
         # No ID3v2 tag: the Xing/LAME frame comes first, as LAME writes it.
@@ -123,49 +306,13 @@ class Mp3Writer:
         self._stream = stream
         self._time_base = Fraction(1, sample_rate)
 
-    def write(self, pcm: bytes) -> None:
-        """Encode interleaved little-endian samples; any whole number of frames."""
-        if len(pcm) % self._frame_bytes:
-            raise ValueError("PCM length is not a whole number of sample frames")
-        if self._closed:
-            raise ValueError("write to a closed Mp3Writer")
-        self._samples_in += len(pcm) // self._frame_bytes
-        self._mux(self._encoder.encode(bytes(pcm)))
-
-    def close(self) -> None:
-        """Flush the encoder, write the Xing/LAME header and close the file."""
-        if self._closed:
-            return
-        self._closed = True
-
-        try:
-            if self._samples_in == 0:
-                # lameenc starts LAME on the first encode; flush needs it started.
-                self._encoder.encode(b"")
-            self._mux(self._encoder.flush())
-            if self._splitter.pending:
-                raise RuntimeError("LAME ended inside an MP3 frame")
-            self._release_held(last=True)
-        finally:
-            self._container.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _mux(self, mp3: bytes | bytearray) -> None:
+    def mux(self, mp3: bytes | bytearray) -> None:
+        """Write every MP3 frame `mp3` completes but the newest, held back."""
         # One packet per frame: the muxer counts packets as frames for the
         # header's frame count and seek table. The newest packet is held back
         # so the last one can carry the end padding.
         for frame in self._splitter.feed(mp3):
-            self._release_held(last=False)
+            self._release_held(end_skip=None)
             packet = av.Packet(frame)
             packet.stream = self._stream
             packet.time_base = self._time_base
@@ -174,26 +321,36 @@ class Mp3Writer:
             self._frames_out += 1
             self._held = packet
 
-    def _release_held(self, *, last: bool) -> None:
+    def finish(self, *, samples_in: int) -> None:
+        """Write the last frame, marking what of it is padding past `samples_in`."""
+        if self._splitter.pending:
+            raise RuntimeError("LAME ended inside an MP3 frame")
+        self._release_held(end_skip=self._end_skip(samples_in))
+
+    def close(self) -> None:
+        """Close the file; the muxer writes the Xing/LAME header if it started."""
+        self._container.close()
+
+    def _release_held(self, *, end_skip: int | None) -> None:
+        # end_skip is given for the last packet only.
         packet = self._held
         if packet is None:
             return
         self._held = None
 
         first = packet.pts == 0
-        if first or last:
+        if first or end_skip is not None:
             start = ENCODER_DELAY + DECODER_DELAY if first else 0
-            end = self._end_skip() if last else 0
             side_data = _new_side_data(_SKIP_SAMPLES, 10)
-            side_data.update(struct.pack("<IIBB", start, end, 0, 0))
+            side_data.update(struct.pack("<IIBB", start, end_skip or 0, 0, 0))
             packet.set_sidedata(side_data)
         self._container.mux(packet)
 
-    def _end_skip(self) -> int:
+    def _end_skip(self, samples_in: int) -> int:
         # What the decoder must drop at the end: the frames' room minus the
         # delay and the input; the muxer adds DECODER_DELAY back for the tag.
         encoded = self._frames_out * self._samples_per_frame
-        padding = encoded - ENCODER_DELAY - self._samples_in
+        padding = encoded - ENCODER_DELAY - samples_in
         return max(padding - DECODER_DELAY, 0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -288,4 +289,25 @@ def test_a_failing_source_passes_its_own_error_through(tmp_path: Path) -> None:
             work_dir=tmp_path,
         )
 
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_conversion_leaves_no_thread_behind(tmp_path: Path) -> None:
+    # Long enough that the encoder still has PCM queued when decoding stops.
+    data = wavgen.pcm_wav(wavgen.signal(10.0, 44100, 2), 44100)
+    limits = dataclasses.replace(LIMITS, max_duration_s=5.0)
+    before = set(threading.enumerate())
+
+    with pytest.raises(InvalidAudio, match="longer than the limit"):
+        _convert(data, tmp_path, limits=limits)
+    with pytest.raises(ConnectionAbortedError):
+        convert(
+            _Broken(data[: len(data) // 2]),
+            mp3_path=tmp_path / "out.mp3",
+            options=EncodeOptions(),
+            limits=LIMITS,
+            work_dir=tmp_path,
+        )
+
+    assert set(threading.enumerate()) == before
     assert list(tmp_path.iterdir()) == []

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import subprocess
+import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import lameenc
 import numpy as np
 import numpy.typing as npt
 import pytest
 from av.container import InputContainer
 
+from service.audio import mp3
 from service.audio.mp3 import Mp3Writer
 
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -460,3 +464,97 @@ def test_close_twice_is_harmless_and_write_after_close_fails(tmp_path: Path) -> 
     assert (tmp_path / "a.mp3").stat().st_size == size
     with pytest.raises(ValueError):
         writer.write(b"\x00\x00")
+
+
+def _new_threads(before: set[threading.Thread]) -> set[threading.Thread]:
+    return set(threading.enumerate()) - before
+
+
+def _lame_refusing_to_start(**_: object) -> lameenc.Encoder:
+    # A real encoder whose first encode fails: LAME accepts a 1 Hz input rate
+    # when it is set and refuses it when encoding starts.
+    encoder = lameenc.Encoder()
+    encoder.silence()
+    encoder.set_in_sample_rate(1)
+    return encoder
+
+
+def test_closing_leaves_no_thread_behind(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+
+    encode(tmp_path / "a.mp3", music(2.0), sample_rate=44100, chunk=4096)
+
+    assert _new_threads(before) == set()
+
+
+def test_an_encoding_failure_is_raised_by_the_next_writes_and_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mp3, "_lame_encoder", _lame_refusing_to_start)
+    before = set(threading.enumerate())
+    writer = Mp3Writer(
+        tmp_path / "a.mp3",
+        sample_rate=44100,
+        channels=2,
+        bitrate_kbps=128,
+        quality=None,
+    )
+    # About one chunk of the writer's queue per write.
+    chunk = music(0.4)[:16384].tobytes()
+
+    # The encoder runs at most a few chunks behind, so a failure in the first
+    # must come back within the next few writes.
+    with pytest.raises(RuntimeError, match="LAME") as caught:
+        for _ in range(20):
+            writer.write(chunk)
+    with pytest.raises(RuntimeError) as again:
+        writer.write(chunk)
+    with pytest.raises(RuntimeError) as on_close:
+        writer.close()
+
+    assert again.value is on_close.value is caught.value
+    assert _new_threads(before) == set()
+    writer.close()
+
+
+def test_an_encoding_failure_at_the_end_is_raised_by_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mp3, "_lame_encoder", _lame_refusing_to_start)
+    before = set(threading.enumerate())
+    writer = Mp3Writer(
+        tmp_path / "a.mp3", sample_rate=44100, channels=1, bitrate_kbps=64, quality=None
+    )
+    # Less than one chunk: nothing reaches LAME before close.
+    writer.write(sine(1000, sample_rate=44100, freqs=(440.0,)).tobytes())
+
+    with pytest.raises(RuntimeError, match="LAME"):
+        writer.close()
+
+    assert _new_threads(before) == set()
+    with pytest.raises(ValueError):
+        writer.write(b"\x00\x00")
+
+
+def test_a_writer_dropped_without_close_stops_its_thread(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    writer = Mp3Writer(
+        tmp_path / "a.mp3",
+        sample_rate=44100,
+        channels=2,
+        bitrate_kbps=128,
+        quality=None,
+    )
+    pcm = music(5.0)
+    for start in range(0, len(pcm), 4096):
+        writer.write(pcm[start : start + 4096].tobytes())
+    started = _new_threads(before)
+
+    del writer
+    gc.collect()
+
+    # It stops after the chunk it is encoding, asynchronously.
+    for thread in started:
+        thread.join(timeout=10)
+    assert len(started) == 1
+    assert _new_threads(before) == set()
