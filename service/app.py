@@ -19,6 +19,7 @@ from service import health, metrics
 from service.audio.pool import ConverterPool, Limits
 from service.auth import provide_owner
 from service.db import create_engine, session_factory, session_scope
+from service.drain import drain_unread_body
 from service.files import head_local_file, serve_local_file
 from service.logs import configure_logging, request_id_middleware
 from service.problems import EXCEPTION_HANDLERS
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         state=state,
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, drain_unread_body],
         logging_config=None,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audio.pool import EncodeOptions
-from service.errors import NotFound, ValidationFailed
+from service.errors import BadRequest, NotFound, ValidationFailed
 from service.models import Recording, User, utc_now
 from service.recordings import service
 from service.recordings.schemas import RecordingOut, RecordingPage, SourceOut
@@ -81,6 +81,8 @@ async def upload_recording(
     settings: Settings = state.settings
     # Hand the connection back to the pool while the upload streams in.
     await db_session.commit()
+    # The links in the answer need the Host: refuse a bad one before storing.
+    base_url(request, settings)
     options = encode_options(bitrate=bitrate, quality=quality)
     body = UploadBody(
         request,
@@ -217,8 +219,13 @@ def encode_options(*, bitrate: int | None, quality: int | None) -> EncodeOptions
 
 
 def base_url(request: Request[Any, Any, Any], settings: Settings) -> str:
-    """Where clients reach this service."""
-    return settings.public_base_url or str(request.base_url).rstrip("/")
+    """Where clients reach this service, or BadRequest for a malformed Host."""
+    if settings.public_base_url:
+        return settings.public_base_url
+    try:
+        return str(request.base_url).rstrip("/")
+    except ValueError:
+        raise BadRequest("the Host header is malformed") from None
 
 
 async def signed_url(

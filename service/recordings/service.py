@@ -10,7 +10,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import metrics
@@ -165,8 +165,13 @@ async def delete_recording(
 
     await store.remove(recording.object_key)
 
-    await session.delete(recording)
-    await session.flush()
+    deleted = await session.execute(
+        delete(Recording).where(
+            Recording.id == recording_id, Recording.user_id == user_id
+        )
+    )
+    if deleted.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound("no such recording for this user")
     log.info("recording.deleted", recording_id=str(recording_id), user_id=str(user_id))
 
 

@@ -107,7 +107,8 @@ class UploadBody:
             async for _ in self._body():
                 if self._body_bytes > limit:
                     return
-        except ClientDisconnected:
+        except (ClientDisconnected, UploadStalled):
+            # The refusal stands; a client that stops now just does not hear it.
             pass
 
     async def _body(self) -> AsyncIterator[bytes]:

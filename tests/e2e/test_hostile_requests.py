@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,7 +25,6 @@ def _raw_request(base_url: str, head: str, parts: list[bytes], pause_s: float) -
         for part in parts:
             sock.sendall(part)
             time.sleep(pause_s)
-        sock.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -181,3 +182,64 @@ def test_a_username_of_only_a_combining_mark_is_refused(client: httpx.Client) ->
     response = client.post("/api/v1/users", json={"username": "\u0301"})
 
     assert_problem(response, 422, "validation_error")
+
+
+def test_a_refused_upload_is_heard_by_a_client_that_sends_everything_first(
+    service: RunningService, user: ApiUser
+) -> None:
+    address = urlsplit(service.base_url)
+    body = bytes(12 * 1024 * 1024)  # more than the socket buffers hold
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+
+    connection.request(
+        "POST",
+        user.recordings,
+        body=body,
+        headers={
+            "Authorization": "Bearer not-a-token",
+            "Content-Type": "audio/wav",
+            "Connection": "close",
+        },
+    )
+    response = connection.getresponse()
+
+    assert response.status == 401
+    assert b'"code":"unauthorized"' in response.read()
+    connection.close()
+
+
+def test_a_malformed_host_is_refused_before_anything_is_stored(
+    service: RunningService, user: ApiUser
+) -> None:
+    wav = sine_wav(seconds=0.2)
+    head = (
+        f"POST {user.recordings} HTTP/1.1\r\nHost: x:notaport\r\n"
+        f"Authorization: Bearer {user.token}\r\nContent-Type: audio/wav\r\n"
+        f"Content-Length: {len(wav)}\r\nConnection: close\r\n\r\n"
+    )
+
+    answer = _raw_request(service.base_url, head, [wav], 0)
+
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    listing = httpx.get(service.base_url + user.recordings, headers=user.auth)
+    assert listing.json()["items"] == []
+
+
+def test_concurrent_deletes_of_one_recording_succeed_once(
+    client: httpx.Client, user: ApiUser
+) -> None:
+    created = client.post(
+        user.recordings,
+        content=sine_wav(seconds=0.2),
+        headers={**user.auth, "Content-Type": "audio/wav"},
+    ).json()
+    url = f"{client.base_url}{user.recordings}/{created['id']}"
+
+    with ThreadPoolExecutor(6) as threads:
+        statuses = list(
+            threads.map(
+                lambda _: httpx.delete(url, headers=user.auth).status_code, range(6)
+            )
+        )
+
+    assert sorted(statuses) == [204, 404, 404, 404, 404, 404]
