@@ -86,6 +86,14 @@ class ApiUser:
         """The Authorization header of this user."""
         return {"Authorization": f"Bearer {self.token}"}
 
+    def upload(self, client: httpx.Client, wav: bytes) -> httpx.Response:
+        """Upload WAV bytes as a raw body with this user's token."""
+        return client.post(
+            self.recordings,
+            content=wav,
+            headers={**self.auth, "Content-Type": "audio/wav"},
+        )
+
 
 @pytest.fixture
 def user(client: httpx.Client) -> ApiUser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -230,7 +230,7 @@ def base_url(request: Request[Any, Any, Any], settings: Settings) -> str:
 
 async def signed_url(
     recording: Recording, *, request: Request[Any, Any, Any], state: State
-) -> tuple[str, Any]:
+) -> tuple[str, datetime]:
     """A freshly signed URL of the MP3 and when it expires."""
     settings: Settings = state.settings
     expires = timedelta(seconds=settings.url_expires_s)

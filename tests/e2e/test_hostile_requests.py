@@ -162,11 +162,7 @@ def test_two_file_parts_are_refused(client: httpx.Client, user: ApiUser) -> None
 def test_record_link_answers_head_and_missing_ids(
     client: httpx.Client, user: ApiUser
 ) -> None:
-    created = client.post(
-        user.recordings,
-        content=sine_wav(seconds=0.2),
-        headers={**user.auth, "Content-Type": "audio/wav"},
-    ).json()
+    created = user.upload(client, sine_wav(seconds=0.2)).json()
 
     head = client.head(created["download_url"])
 
@@ -228,11 +224,7 @@ def test_a_malformed_host_is_refused_before_anything_is_stored(
 def test_concurrent_deletes_of_one_recording_succeed_once(
     client: httpx.Client, user: ApiUser
 ) -> None:
-    created = client.post(
-        user.recordings,
-        content=sine_wav(seconds=0.2),
-        headers={**user.auth, "Content-Type": "audio/wav"},
-    ).json()
+    created = user.upload(client, sine_wav(seconds=0.2)).json()
     url = f"{client.base_url}{user.recordings}/{created['id']}"
 
     with ThreadPoolExecutor(6) as threads:

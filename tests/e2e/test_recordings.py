@@ -274,11 +274,7 @@ def test_tokens_guard_every_recording_route(
     client: httpx.Client, user: ApiUser
 ) -> None:
     other = ApiUser(client)
-    created = client.post(
-        user.recordings,
-        content=sine_wav(seconds=0.3),
-        headers={**user.auth, "Content-Type": "audio/wav"},
-    ).json()
+    created = user.upload(client, sine_wav(seconds=0.3)).json()
     one = f"{user.recordings}/{created['id']}"
 
     assert_problem(client.get(user.recordings), 401, "unauthorized")
@@ -304,11 +300,7 @@ def test_record_link_needs_the_matching_pair(
     client: httpx.Client, user: ApiUser
 ) -> None:
     other = ApiUser(client)
-    created = client.post(
-        user.recordings,
-        content=sine_wav(seconds=0.3),
-        headers={**user.auth, "Content-Type": "audio/wav"},
-    ).json()
+    created = user.upload(client, sine_wav(seconds=0.3)).json()
 
     wrong_user = client.get("/record", params={"id": created["id"], "user": other.id})
     not_ids = client.get("/record", params={"id": "x", "user": "y"})
@@ -353,11 +345,7 @@ def test_list_is_newest_first_and_pages(client: httpx.Client, user: ApiUser) -> 
 def test_delete_removes_the_object_and_the_row(
     client: httpx.Client, user: ApiUser, service: RunningService
 ) -> None:
-    created = client.post(
-        user.recordings,
-        content=sine_wav(seconds=0.3),
-        headers={**user.auth, "Content-Type": "audio/wav"},
-    ).json()
+    created = user.upload(client, sine_wav(seconds=0.3)).json()
     key = object_key(user_id=created["user_id"], recording_id=created["id"])
     settings = Settings.from_env(service.env)
     assert asyncio.run(_object_exists(settings, key))
